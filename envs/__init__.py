@@ -1,0 +1,1 @@
+"""Gymnasium FOREX environments (thin adapters over ``simulator``): registration, wrappers, rewards."""

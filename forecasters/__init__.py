@@ -1,0 +1,1 @@
+"""Causal features, volatility forecasters (EWMA, GARCH family, LSTM/GRU), VaR/ES and VaR backtests."""

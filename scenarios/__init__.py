@@ -1,0 +1,1 @@
+"""Liquidity stress scenarios: YAML schema, loader and market transforms."""

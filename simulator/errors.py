@@ -1,0 +1,51 @@
+"""User-facing data errors: one line that says what is wrong, where, and what to do."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """A problem with market data or a data file, reported as a single line.
+
+    Why a dedicated type: scripts catch it and print ``str(err)`` alone, so every
+    message must stand on its own — the file (or source), the line/row, the field,
+    the problem and a hint on how to fix it.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: str,
+        line: int | None = None,
+        row: int | None = None,
+        timestamp: object | None = None,
+        field: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.problem = problem
+        self.source = source
+        self.line = line
+        self.row = row
+        self.timestamp = timestamp
+        self.field = field
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = [self.source]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        elif self.row is not None:
+            where.append(f"row {self.row}")
+        if self.timestamp is not None:
+            where.append(f"at {self.timestamp}")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        text = ", ".join(where) + f": {self.problem}"
+        if self.hint:
+            text += f" — {self.hint}"
+        return " ".join(text.split())  # always exactly one line
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value or file, reported as a single line."""
