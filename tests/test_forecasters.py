@@ -1,0 +1,187 @@
+"""EWMA and walk-forward GARCH-family forecasters, the intraday profile, and the forecast cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from arch import arch_model
+
+from forecasters.base import Split, VolForecast
+from forecasters.cache import ForecastCache, cached_forecast
+from forecasters.ewma import EwmaConfig, EwmaForecaster, ewma_variance
+from forecasters.garch import (
+    GarchConfig,
+    GarchForecaster,
+    filter_variance,
+    fit_window,
+    param_names,
+    walk_forward,
+)
+from forecasters.seasonality import causal_hourly_profile
+from simulator.market import MarketData
+from simulator.synthetic import default_config, generate_market
+
+
+def simulate_garch_t(n: int, omega: float, alpha: float, beta: float, nu: float, rng: np.random.Generator,
+                     gamma: float = 0.0) -> np.ndarray:
+    """A GARCH(1,1)/GJR-t series with unit-variance t shocks (numpy, seeded)."""
+    z = rng.standard_t(nu, n) * np.sqrt((nu - 2) / nu)
+    out = np.empty(n)
+    h = omega / (1 - alpha - beta - gamma / 2)
+    for t in range(n):
+        e = np.sqrt(h) * z[t]
+        out[t] = e
+        h = omega + (alpha + gamma * (e < 0)) * e * e + beta * h
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_market() -> MarketData:
+    return generate_market(default_config(("EURUSD", "USDJPY"), correlation=[[1, 0.3], [0.3, 1]]), 1_500,
+                           rng=np.random.default_rng(4)).market
+
+
+def _future_changed(market: MarketData, t: int) -> MarketData:
+    bars = market.bars.copy()
+    bars.iloc[t + 1 :, :] = bars.iloc[t + 1 :, :].to_numpy() * 1.0  # keep dtype
+    for sym in market.symbols:
+        for f in ("open", "high", "low", "close"):
+            bars.loc[bars.index[t + 1 :], (sym, f)] *= np.linspace(1.0, 1.5, len(bars) - t - 1)
+    return MarketData(bars=bars, pairs=market.pairs, source="changed")
+
+
+def test_ewma_matches_naive_loop() -> None:
+    r = np.r_[np.nan, np.random.default_rng(0).normal(0, 1, 300)]
+    fast = ewma_variance(r, 0.94, 20)
+    slow = np.full(301, np.nan)
+    s = np.mean(r[1:21] ** 2)
+    slow[20] = s
+    for t in range(21, 301):
+        s = 0.94 * s + 0.06 * r[t] ** 2
+        slow[t] = s
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    assert np.isnan(fast[:20]).all()
+
+
+@pytest.mark.parametrize("vol", ["garch", "gjr", "egarch"])
+@pytest.mark.parametrize("dist", ["normal", "t"])
+def test_filter_reproduces_arch_conditional_volatility(vol, dist) -> None:
+    y = simulate_garch_t(3_000, 0.05, 0.06, 0.88, 6.0, np.random.default_rng(1), gamma=0.04)
+    config = GarchConfig(vol=vol, dist=dist)
+    params = fit_window(y, config)
+    assert params is not None
+    model = arch_model(y * params.scale, mean="Constant", vol="EGARCH" if vol == "egarch" else "GARCH",
+                       p=1, o=0 if vol == "garch" else 1, q=1, dist=dist, rescale=False)
+    values = {"mu": params.mu, "omega": params.omega, "alpha[1]": params.alpha, "gamma[1]": params.gamma,
+              "beta[1]": params.beta, "nu": params.nu}
+    fixed = model.fix([values[n] for n in param_names(model)])
+    ours = filter_variance(y * params.scale, params, vol)
+    np.testing.assert_allclose(ours[200:-1], fixed.conditional_volatility[200:] ** 2, rtol=1e-6)
+    one_step = fixed.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]
+    assert ours[-1] == pytest.approx(one_step, rel=1e-9)
+
+
+def test_garch_t_parameters_are_recovered_from_a_long_simulated_series() -> None:
+    y = simulate_garch_t(20_000, omega=0.02, alpha=0.07, beta=0.90, nu=6.0, rng=np.random.default_rng(11))
+    params = fit_window(y, GarchConfig(vol="garch", dist="t"))
+    assert params is not None
+    assert params.alpha == pytest.approx(0.07, abs=0.015)
+    assert params.beta == pytest.approx(0.90, abs=0.02)
+    assert params.nu == pytest.approx(6.0, abs=1.0)
+    # omega is on the scaled series: unscale to compare
+    assert params.omega / params.scale**2 == pytest.approx(0.02, rel=0.35)
+
+
+@pytest.mark.parametrize(
+    "forecaster",
+    [
+        EwmaForecaster(),
+        GarchForecaster(GarchConfig(vol="garch", dist="t", min_window=400, refit_every=300, window_size=800)),
+        GarchForecaster(GarchConfig(vol="gjr", dist="normal", min_window=400, refit_every=300,
+                                    window="expanding")),
+        GarchForecaster(GarchConfig(vol="egarch", dist="t", min_window=400, refit_every=300, window_size=800)),
+    ],
+    ids=["ewma", "garch-t", "gjr-normal-expanding", "egarch-t"],
+)
+def test_no_lookahead_changing_the_future_leaves_past_forecasts(small_market, forecaster) -> None:
+    t = 900
+    before = forecaster.forecast(small_market)
+    after = forecaster.forecast(_future_changed(small_market, t))
+    np.testing.assert_array_equal(before.sigma[: t + 1], after.sigma[: t + 1])
+    assert not np.allclose(before.sigma[t + 2 :], after.sigma[t + 2 :], equal_nan=True)
+    assert np.isfinite(before.sigma[t]).all()
+
+
+def test_walk_forward_counts_refits_and_falls_back_on_failed_fits() -> None:
+    rng = np.random.default_rng(3)
+    x = np.r_[np.nan, np.zeros(500), rng.normal(0, 0.001, 1500)]
+    res = walk_forward(x, GarchConfig(min_window=300, refit_every=200, window_size=300))
+    assert res.refits == len(range(300, x.size, 200))
+    assert res.fallbacks >= 1  # the all-zero window cannot be fitted
+    assert np.isnan(res.variance[:500]).all()  # no good parameters yet → no forecast, not a guess
+    assert np.isfinite(res.variance[-500:]).all()
+
+
+def test_walk_forward_keeps_last_good_parameters_when_a_refit_fails(monkeypatch) -> None:
+    import forecasters.garch as garch
+
+    rng = np.random.default_rng(5)
+    x = np.r_[np.nan, rng.normal(0, 0.001, 2000)]
+    calls = {"n": 0}
+    real_fit = garch.fit_window
+
+    def flaky(window, config, start=None):
+        calls["n"] += 1
+        return None if calls["n"] == 3 else real_fit(window, config, start)
+
+    monkeypatch.setattr(garch, "fit_window", flaky)
+    res = garch.walk_forward(x, GarchConfig(min_window=500, refit_every=300))
+    assert res.fallbacks == 1
+    assert np.isnan(res.variance[:500]).all() and np.isfinite(res.variance[500:]).all()
+
+
+def test_garch_forecast_reports_t_dof_per_row(small_market) -> None:
+    fc = GarchForecaster(GarchConfig(min_window=400, refit_every=400)).forecast(small_market)
+    nu = fc.info["nu"]
+    assert nu.shape == fc.sigma.shape
+    assert np.isnan(nu[:398]).all() and (nu[500:] > 2).all()
+    assert fc.refits == 2 * len(range(399, 1500, 400))
+
+
+def test_causal_hourly_profile_finds_the_busy_hours_without_lookahead(small_market) -> None:
+    rets = small_market.log_returns()
+    now, nxt = causal_hourly_profile(small_market.index, rets)
+    hours = small_market.index.hour
+    assert now[-1, 0] > 0 and np.nanmean(now[hours == 14, 0]) > np.nanmean(now[hours == 3, 0])
+    changed = rets.copy()
+    changed[1000:] *= 3
+    now2, nxt2 = causal_hourly_profile(small_market.index, changed)
+    np.testing.assert_array_equal(now[:1000], now2[:1000])
+    np.testing.assert_array_equal(nxt[:1000], nxt2[:1000])
+
+
+def test_forecast_cache_serves_the_second_run(tmp_path, small_market) -> None:
+    cache = ForecastCache(tmp_path)
+    forecaster = GarchForecaster(GarchConfig(min_window=400, refit_every=500))
+    first, hit1 = cached_forecast(forecaster, small_market, None, cache)
+    second, hit2 = cached_forecast(forecaster, small_market, None, cache)
+    assert (hit1, hit2) == (False, True)
+    np.testing.assert_array_equal(first.sigma, second.sigma)
+    np.testing.assert_array_equal(first.info["nu"], second.info["nu"])
+    assert second.refits == first.refits and second.index.equals(first.index)
+    other, hit3 = cached_forecast(GarchForecaster(GarchConfig(min_window=400, refit_every=400)), small_market,
+                                  None, cache)
+    assert hit3 is False
+    _, hit4 = cached_forecast(forecaster, small_market, Split(train_end=500, val_end=800), cache)
+    assert hit4 is False
+
+
+def test_corrupt_cache_entry_is_recomputed(tmp_path, small_market) -> None:
+    cache = ForecastCache(tmp_path)
+    forecaster = EwmaForecaster(EwmaConfig(lam=0.97))
+    key = cache.key(small_market, forecaster, None)
+    cache.path(key).parent.mkdir(parents=True, exist_ok=True)
+    cache.path(key).write_bytes(b"not a zip file")
+    fc, hit = cached_forecast(forecaster, small_market, None, cache)
+    assert hit is False and isinstance(fc, VolForecast)
+    assert cached_forecast(forecaster, small_market, None, cache)[1] is True
