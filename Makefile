@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.fxrisk-installed
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test report bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
+report: $(STAMP)
+	$(PY) scripts/forecast_report.py
+
 bench: $(STAMP)
 	$(PY) scripts/bench_data.py
+	$(PY) scripts/bench_forecasters.py
 
 clean-venv:
 	rm -rf $(VENV)

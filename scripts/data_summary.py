@@ -30,6 +30,7 @@ from simulator.configuration import to_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.market import MarketData  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
+from simulator.sources import add_source_arguments, load_from_arguments  # noqa: E402
 from simulator.synthetic import SyntheticConfig, generate_market  # noqa: E402
 
 G10_CONFIG = REPO / "simulator" / "data" / "synthetic_g10.yaml"
@@ -52,32 +53,10 @@ def stylised_facts(market: MarketData, symbol: str) -> dict[str, float]:
     }
 
 
-def load_input(args: argparse.Namespace) -> MarketData:
-    if args.csv:
-        from simulator.csv_loader import load_csv
-
-        return load_csv(args.csv, fmt=args.preset, symbol=args.symbol)
-    if args.yahoo:
-        from simulator.yahoo import load_yfinance
-
-        return load_yfinance(args.yahoo, start=args.start, end=args.end, interval=args.interval)
-    from simulator.sample import load_sample
-
-    return load_sample()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--csv", type=Path, help="a CSV file of bars instead of the bundled sample")
-    source.add_argument("--yahoo", metavar="SYMBOL", help="a Yahoo Finance symbol, e.g. EURUSD=X (cached on disk)")
-    parser.add_argument("--preset", default="generic",
-                        help="CSV layout: generic, histdata, dukascopy, metatrader4, metatrader5 (default generic)")
-    parser.add_argument("--symbol", default="EURUSD", help="pair of the CSV file (default EURUSD)")
-    parser.add_argument("--start", help="first date for --yahoo")
-    parser.add_argument("--end", help="end date for --yahoo")
-    parser.add_argument("--interval", default="1h", help="bar interval for --yahoo (default 1h)")
+    add_source_arguments(parser)
     parser.add_argument("--years", type=float, default=4.0, help="years of calibrated synthetic bars (default 4)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the generator (default 42)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
@@ -85,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        real = load_input(args)
+        real = load_from_arguments(args)
         print(f"[1/4] loaded {real.source}: {len(real):,} bars, pairs {', '.join(real.symbols)}")
         for note in real.notes:
             print(f"      note: {note}")

@@ -19,7 +19,7 @@ from arch import arch_model
 
 from simulator.errors import DataError
 from simulator.market import MarketData
-from simulator.synthetic import PairProcess, SeasonalityConfig, SyntheticConfig
+from simulator.synthetic import PairProcess, SyntheticConfig
 
 MIN_CALIBRATION_BARS = 500
 

@@ -20,34 +20,13 @@ from forecasters.garch import (
 from forecasters.seasonality import causal_hourly_profile
 from simulator.market import MarketData
 from simulator.synthetic import default_config, generate_market
-
-
-def simulate_garch_t(n: int, omega: float, alpha: float, beta: float, nu: float, rng: np.random.Generator,
-                     gamma: float = 0.0) -> np.ndarray:
-    """A GARCH(1,1)/GJR-t series with unit-variance t shocks (numpy, seeded)."""
-    z = rng.standard_t(nu, n) * np.sqrt((nu - 2) / nu)
-    out = np.empty(n)
-    h = omega / (1 - alpha - beta - gamma / 2)
-    for t in range(n):
-        e = np.sqrt(h) * z[t]
-        out[t] = e
-        h = omega + (alpha + gamma * (e < 0)) * e * e + beta * h
-    return out
+from tests.conftest import change_future, simulate_garch_t
 
 
 @pytest.fixture(scope="module")
 def small_market() -> MarketData:
     return generate_market(default_config(("EURUSD", "USDJPY"), correlation=[[1, 0.3], [0.3, 1]]), 1_500,
                            rng=np.random.default_rng(4)).market
-
-
-def _future_changed(market: MarketData, t: int) -> MarketData:
-    bars = market.bars.copy()
-    bars.iloc[t + 1 :, :] = bars.iloc[t + 1 :, :].to_numpy() * 1.0  # keep dtype
-    for sym in market.symbols:
-        for f in ("open", "high", "low", "close"):
-            bars.loc[bars.index[t + 1 :], (sym, f)] *= np.linspace(1.0, 1.5, len(bars) - t - 1)
-    return MarketData(bars=bars, pairs=market.pairs, source="changed")
 
 
 def test_ewma_matches_naive_loop() -> None:
@@ -106,7 +85,7 @@ def test_garch_t_parameters_are_recovered_from_a_long_simulated_series() -> None
 def test_no_lookahead_changing_the_future_leaves_past_forecasts(small_market, forecaster) -> None:
     t = 900
     before = forecaster.forecast(small_market)
-    after = forecaster.forecast(_future_changed(small_market, t))
+    after = forecaster.forecast(change_future(small_market, t))
     np.testing.assert_array_equal(before.sigma[: t + 1], after.sigma[: t + 1])
     assert not np.allclose(before.sigma[t + 2 :], after.sigma[t + 2 :], equal_nan=True)
     assert np.isfinite(before.sigma[t]).all()

@@ -1,0 +1,88 @@
+"""Smoke tests of the command-line scripts with tiny budgets, as a user runs them."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.synthetic import default_config, generate_market
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _synthetic_csv(path: Path, n: int) -> Path:
+    market = generate_market(default_config(("EURUSD",)), n, rng=np.random.default_rng(0)).market
+    frame = market.pair("EURUSD")[["open", "high", "low", "close"]]
+    frame.index = frame.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame.to_csv(path, index_label="time")
+    return path
+
+
+def test_data_summary_writes_a_complete_run_folder(tmp_path, capsys) -> None:
+    rc = _script("data_summary").main(["--years", "0.2", "--out", str(tmp_path), "--seed", "3"])
+    assert rc == 0
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1 and not runs[0].name.endswith(".partial")
+    for name in ("manifest.yaml", "real_summary.csv", "stylised_facts.csv", "g10_bars.csv", "garch_t_fit.yaml"):
+        assert (runs[0] / name).exists(), name
+    out = capsys.readouterr().out
+    assert "Stylised facts" in out and "excess_kurtosis" in out
+
+
+def test_data_summary_bad_csv_is_one_line_and_writes_nothing(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,open,high,low,close\n2024-01-01T00:00:00Z,1.1,1.0,1.2,1.1\n")
+    out_dir = tmp_path / "runs"
+    rc = _script("data_summary").main(["--csv", str(bad), "--out", str(out_dir)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.csv" in err and "line 2" in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_forecast_report_on_a_csv_writes_table_and_plot(tmp_path, capsys) -> None:
+    csv = _synthetic_csv(tmp_path / "bars.csv", 2_600)
+    rc = _script("forecast_report").main([
+        "--csv", str(csv), "--no-neural", "--window", "300", "--min-window", "300", "--garch-window", "800",
+        "--refit-every", "400", "--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"),
+    ])
+    assert rc == 0
+    run = next((tmp_path / "runs").iterdir())
+    table = pd.read_csv(run / "var_table.csv", index_col="model")
+    assert {"historical", "normal", "student-t", "garch-t", "egarch-t", "garch-fhs"} <= set(table.index)
+    assert (table["test_bars"] > 250).all()
+    assert table["zone_last_250"].isin(["green", "yellow", "red"]).all()
+    assert (run / "var_band.png").stat().st_size > 10_000
+    assert "| garch-t |" in (run / "report.md").read_text()
+
+
+def test_forecast_report_too_short_data_is_one_clear_line(tmp_path, capsys) -> None:
+    csv = _synthetic_csv(tmp_path / "short.csv", 900)
+    rc = _script("forecast_report").main(["--csv", str(csv), "--no-neural", "--out", str(tmp_path / "runs")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "too short" in err and "short.csv" in err and "use at least" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_forecast_report_default_run_includes_the_neural_models(tmp_path) -> None:
+    rc = _script("forecast_report").main(["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "c")])
+    assert rc == 0
+    table = pd.read_csv(next((tmp_path / "runs").iterdir()) / "var_table.csv", index_col="model")
+    assert {"lstm-scaled", "gru-scaled"} <= set(table.index)
+    # t-based models near nominal on the bundled sample: Kupiec does not reject at 1%
+    assert (table.loc[["garch-t", "gjr-t", "egarch-t", "student-t"], "kupiec_p"] > 0.01).all()
