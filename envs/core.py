@@ -1,0 +1,217 @@
+"""The environment's logic for a batch of accounts: observe, apply the VaR limit, step, reward.
+
+One implementation for the single environment (a batch of one) and the batched vector
+environment, so both give the same trajectories by construction. The money maths is in
+``simulator.engine`` (pure functions); this module adds the observation, the action
+semantics, the VaR limit and the reward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.config import EnvConfig
+from envs.data import EnvData
+from envs.rewards import differential_sharpe, log_return, risk_penalty
+from envs.risk_limit import portfolio_var, shield_scale
+from simulator.account import equity as equity_of
+from simulator.account import used_margin
+from simulator.engine import BarData, step_accounts
+from simulator.execution import fill_caps
+
+ACCOUNT_FEATURES = ("unrealised_pnl", "var_utilisation", "margin_usage", "drawdown", "last_shield_scale")
+UTILISATION_CAP = 10.0
+
+
+@dataclass(eq=False)
+class BatchState:
+    """Mutable state of N accounts (one per environment)."""
+
+    t: np.ndarray
+    end: np.ndarray
+    cash: np.ndarray
+    units: np.ndarray
+    avg_price: np.ndarray
+    peak: np.ndarray
+    equity: np.ndarray
+    dsr_a: np.ndarray
+    dsr_b: np.ndarray
+    last_scale: np.ndarray
+
+    @classmethod
+    def empty(cls, n_envs: int, n_pairs: int) -> BatchState:
+        z = np.zeros(n_envs)
+        return cls(t=np.zeros(n_envs, dtype=np.int64), end=np.zeros(n_envs, dtype=np.int64), cash=z.copy(),
+                   units=np.zeros((n_envs, n_pairs)), avg_price=np.full((n_envs, n_pairs), np.nan),
+                   peak=z.copy(), equity=z.copy(), dsr_a=z.copy(), dsr_b=z.copy(), last_scale=np.ones(n_envs))
+
+
+class FxRiskCore:
+    """Observation, action and reward logic over :class:`EnvData` for a batch of accounts."""
+
+    def __init__(self, data: EnvData, config: EnvConfig) -> None:
+        self.data = data
+        self.config = config
+        self.n_pairs = data.n_pairs
+        self._offsets = np.arange(-config.window + 1, 1)
+        self.market_dim = config.window * data.features.shape[1]
+        extra = self.n_pairs * (2 if config.action_mode == "sizing" else 1)
+        self.obs_dim = self.market_dim + extra + len(ACCOUNT_FEATURES)
+        self.reductions_uncapped = config.var_mode == "shield"
+
+    # -- episodes ------------------------------------------------------------------------
+    def start_bounds(self) -> tuple[int, int]:
+        """Inclusive range of episode start bars (random starts draw from it in training)."""
+        lo = self.data.first_step
+        if self.config.episode_bars is None:
+            return lo, lo
+        hi = max(lo, self.data.last_step + 1 - self.config.episode_bars)
+        return lo, hi
+
+    def reset_accounts(self, state: BatchState, which: np.ndarray, starts: np.ndarray) -> None:
+        """Start fresh accounts for the environments in ``which`` at bars ``starts``."""
+        cfg = self.config
+        last = self.data.last_step + 1
+        span = last - starts if cfg.episode_bars is None else np.minimum(cfg.episode_bars, last - starts)
+        state.t[which] = starts
+        state.end[which] = starts + span
+        state.cash[which] = cfg.account.initial_equity
+        state.units[which] = 0.0
+        state.avg_price[which] = np.nan
+        state.peak[which] = cfg.account.initial_equity
+        state.equity[which] = cfg.account.initial_equity
+        state.dsr_a[which] = 0.0
+        state.dsr_b[which] = 0.0
+        state.last_scale[which] = 1.0
+
+    # -- observation ---------------------------------------------------------------------
+    def _exposure(self, state: BatchState, t: np.ndarray) -> np.ndarray:
+        return state.units * self.data.close[t] * self.data.conv[t]
+
+    def _var(self, exposure: np.ndarray, t: np.ndarray) -> np.ndarray:
+        d = self.data
+        return portfolio_var(exposure, d.var_long[t], d.var_short[t], None if d.corr is None else d.corr[t])
+
+    def observe(self, state: BatchState) -> np.ndarray:
+        """Observations (batch, obs_dim) float32 at each account's bar t (data <= t only)."""
+        d, cfg = self.data, self.config
+        t = state.t
+        market = d.features[t[:, None] + self._offsets].reshape(len(t), -1)
+        eq = state.equity
+        exposure = self._exposure(state, t)
+        max_notional = cfg.account.max_leverage * np.maximum(eq, 1e-12)
+        parts = [market, (exposure / max_notional[:, None])]
+        if cfg.action_mode == "sizing":
+            parts.append(d.signal[t])
+        unrealised = np.nansum(state.units * (d.close[t] - np.nan_to_num(state.avg_price, nan=0.0)) * d.conv[t]
+                               * (state.units != 0), axis=1)
+        limit = cfg.var_limit * np.maximum(eq, 1e-12)
+        utilisation = np.minimum(self._var(exposure, t) / limit, UTILISATION_CAP)
+        margin = used_margin(state.units, d.close[t], d.conv[t], cfg.account.margin_rate) / np.maximum(eq, 1e-12)
+        drawdown = 1.0 - eq / state.peak
+        account = np.stack([unrealised / np.maximum(eq, 1e-12), utilisation, margin, drawdown, state.last_scale],
+                           axis=1)
+        parts.append(account)
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    # -- step ----------------------------------------------------------------------------
+    def target_fraction(self, action: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Requested exposure per pair as a signed fraction of the maximum leverage."""
+        if self.config.action_mode == "sizing":
+            return np.clip(action, 0.0, 1.0) * self.data.signal[t]
+        return np.clip(action, -1.0, 1.0)
+
+    def step(self, state: BatchState, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Advance every account one bar; returns ``(reward, terminated, truncated, info)`` arrays."""
+        d, cfg = self.data, self.config
+        t = state.t
+        nxt = t + 1
+        close_t, conv_t = d.close[t], d.conv[t]
+        eq_t = state.equity
+        limit = cfg.var_limit * eq_t
+
+        # Requested position and its VaR at the decision (prices and forecasts of bar t).
+        requested = self.target_fraction(action, t) * (cfg.account.max_leverage * eq_t)[:, None]
+        var_requested = self._var(requested, t)
+        scale = np.ones(len(t))
+        target_exposure = requested
+        if cfg.var_mode == "shield":
+            scale = shield_scale(var_requested, limit)
+            target_exposure = requested * scale[:, None]
+            # Partial fills of a hedge leg could leave a riskier mix: check the fillable position.
+            target_units = target_exposure / (close_t * conv_t)
+            cap = fill_caps(state.units, target_units, d.liquidity[nxt], cfg.execution, reductions_uncapped=True)
+            reachable = state.units + np.clip(target_units - state.units, -cap, cap)
+            second = shield_scale(self._var(reachable * close_t * conv_t, t), limit)
+            target_exposure = np.where((second < 1.0)[:, None], reachable * close_t * conv_t * second[:, None],
+                                       target_exposure)
+            scale = scale * second
+        target_units = target_exposure / (close_t * conv_t)
+
+        bar = BarData(close_now=close_t, open_next=d.open[nxt], close_next=d.close[nxt], spread_next=d.spread[nxt],
+                      liquidity_next=d.liquidity[nxt], sigma=d.sigma[t], conv=conv_t, conv_next=d.conv[nxt],
+                      differential=d.differential, days=d.days[t])
+        res = step_accounts(state.cash, state.units, state.avg_price, target_units, bar, cfg.account,
+                            cfg.execution, cfg.financing.markup, reductions_uncapped=self.reductions_uncapped)
+
+        # VaR of the position now held, valued at the decision, with the forecast for bar t+1.
+        var_held = self._var(res.units * close_t * conv_t, t)
+        utilisation = np.where(limit > 0, var_held / np.maximum(limit, 1e-12), np.inf)
+        excess = np.maximum(utilisation - 1.0, 0.0)
+
+        r = log_return(eq_t, res.equity)
+        drawdown_before = 1.0 - eq_t / state.peak
+        peak = np.maximum(state.peak, res.equity)
+        drawdown_after = 1.0 - res.equity / peak
+        if cfg.reward == "log_return":
+            reward = r.copy()
+        elif cfg.reward == "differential_sharpe":
+            reward, state.dsr_a, state.dsr_b = differential_sharpe(r, state.dsr_a, state.dsr_b, cfg.dsr_eta)
+        else:
+            reward = r - risk_penalty(r, cfg.risk_penalty, cfg.risk_aversion, drawdown_before, drawdown_after)
+        if cfg.var_mode == "penalty":
+            reward = reward - cfg.var_penalty * excess
+        reward = reward * cfg.reward_scale
+
+        state.t = nxt
+        state.cash, state.units, state.avg_price = res.cash, res.units, res.avg_price
+        state.equity, state.peak, state.last_scale = res.equity, peak, scale
+        terminated = res.stopped_out | (res.equity <= 0)
+        truncated = (nxt >= state.end) & ~terminated
+        fin = res.carry.sum(axis=1) - res.financing_cost.sum(axis=1)
+        liq_cost = res.liquidation.total_cost.sum(axis=1) if res.liquidation is not None else np.zeros(len(t))
+        info = {
+            "t": nxt,
+            "equity": res.equity,
+            "cash": res.cash,
+            "log_return": r,
+            "units": res.units,
+            "exposure": res.units * d.close[nxt] * d.conv[nxt],
+            "filled": res.fill.filled,
+            "unfilled": res.fill.unfilled,
+            "fill_price": res.fill.price,
+            "spread_cost": res.fill.spread_cost.sum(axis=1),
+            "impact_cost": res.fill.impact_cost.sum(axis=1),
+            "slippage_cost": res.fill.slippage_cost.sum(axis=1),
+            "commission": res.fill.commission.sum(axis=1),
+            "financing": fin,
+            "financing_cost": res.financing_cost.sum(axis=1),
+            "liquidation_cost": liq_cost,
+            "costs": res.costs,
+            "turnover": np.abs(res.fill.filled * bar.open_next * conv_t).sum(axis=1),
+            "var": var_held,
+            "var_requested": var_requested,
+            "var_limit": limit,
+            "var_utilisation": utilisation,
+            "var_breach": utilisation > 1.0 + 1e-9,
+            "cost": excess,
+            "shield_scale": scale,
+            "clipped": scale < 1.0 - 1e-12,
+            "margin_level": res.margin_level,
+            "margin_call": res.margin_call,
+            "stopped_out": res.stopped_out,
+            "drawdown": drawdown_after,
+        }
+        return reward, terminated, truncated, info

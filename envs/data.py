@@ -1,0 +1,158 @@
+"""Everything the environment reads at step time, precomputed once as float arrays.
+
+Why: ``step()`` must index arrays by integer t — no pandas, no model fitting in the loop.
+Every array row t uses bars <= t only (features, forecasts, VaR, correlations, signal),
+except the execution prices of bar t+1, which the simulator reads when it fills the
+order decided at t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.config import EnvConfig
+from forecasters.base import VolatilityForecaster
+from forecasters.cache import ForecastCache, cached_forecast
+from forecasters.ewma import EwmaForecaster
+from forecasters.features import causal_standardise, compute_features, log_scale
+from forecasters.garch import GarchConfig, GarchForecaster
+from forecasters.var import fhs_var
+from simulator.account import quote_to_account
+from simulator.errors import DataError
+from simulator.financing import holding_days, rate_differentials
+from simulator.market import MarketData
+
+STANDARDISE_MIN_PERIODS = 100
+
+
+@dataclass(frozen=True, eq=False)
+class EnvData:
+    """Arrays shaped (time, pair) unless noted; float64 for money maths, float32 features."""
+
+    symbols: tuple[str, ...]
+    index: np.ndarray            # int64 ns timestamps (time,)
+    open: np.ndarray
+    close: np.ndarray
+    spread: np.ndarray
+    liquidity: np.ndarray
+    conv: np.ndarray             # quote → account currency
+    days: np.ndarray             # calendar days from bar t to t+1 (time,)
+    differential: np.ndarray     # base − quote annual rate (pair,)
+    sigma: np.ndarray            # volatility forecast for bar t+1 made at t
+    var_long: np.ndarray         # VaR fraction of a long position, bar t+1, made at t
+    var_short: np.ndarray
+    corr: np.ndarray | None      # (time, pair, pair) causal EWMA correlation; None for one pair
+    signal: np.ndarray           # momentum direction in {-1, 0, 1}
+    features: np.ndarray         # (time, n_features) float32, standardised causally
+    feature_names: tuple[str, ...]
+    first_step: int              # first t where every input is defined and a full window exists
+
+    @property
+    def n_bars(self) -> int:
+        return self.open.shape[0]
+
+    @property
+    def n_pairs(self) -> int:
+        return self.open.shape[1]
+
+    @property
+    def last_step(self) -> int:
+        """Last t a decision can be made at (its order fills in bar t+1)."""
+        return self.n_bars - 2
+
+
+def volatility_forecaster(name: str) -> VolatilityForecaster:
+    if name == "ewma":
+        return EwmaForecaster()
+    vol, dist = name.split("-")
+    return GarchForecaster(GarchConfig(vol=vol, dist=dist, refit_every=500, window_size=3000, min_window=1000))
+
+
+def ewma_correlation(returns: np.ndarray, lam: float = 0.97, min_periods: int = 100) -> np.ndarray:
+    """Causal EWMA correlation matrices (time, pair, pair); NaN before ``min_periods`` rows."""
+    n, p = returns.shape
+    out = np.full((n, p, p), np.nan)
+    cov = np.zeros((p, p))
+    seen = 0
+    r = np.nan_to_num(returns, nan=0.0)
+    for t in range(n):
+        if np.isfinite(returns[t]).all():
+            cov = lam * cov + (1 - lam) * np.outer(r[t], r[t])
+            seen += 1
+        if seen >= min_periods:
+            sd = np.sqrt(np.diag(cov))
+            out[t] = cov / np.outer(sd, sd)
+    return out
+
+
+def momentum_signal(close: np.ndarray, lookback: int) -> np.ndarray:
+    """Sign of the log return over the last ``lookback`` bars (0 until enough history)."""
+    out = np.zeros_like(close)
+    logp = np.log(close)
+    out[lookback:] = np.sign(logp[lookback:] - logp[:-lookback])
+    return out
+
+
+def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCache | None = None) -> EnvData:
+    """Precompute the environment's arrays for ``market`` (forecasts served from ``cache``)."""
+    if len(market) < config.window + 3:
+        raise DataError(f"{len(market)} bars are too few for an episode", source=market.source,
+                        hint="use a longer market")
+    forecast, _ = cached_forecast(volatility_forecaster(config.vol_model), market, None, cache)
+    sigma = forecast.sigma
+    returns = market.log_returns()
+    risk = fhs_var(returns, sigma, config.var_alpha, window=config.var_window)
+    if "liquidity" in market.fields:
+        liquidity = market.field_array("liquidity")
+    else:
+        liquidity = np.full((len(market), len(market.symbols)), config.default_liquidity)
+    feats = log_scale(compute_features(market))
+    per_pair = np.concatenate([
+        feats.values,
+        np.log(sigma)[..., None],
+        np.log(risk.var)[..., None],
+    ], axis=2)
+    names = [f"{s}:{n}" for s in market.symbols for n in (*feats.names, "log_sigma_forecast", "log_var_fhs")]
+    flat = per_pair.transpose(0, 1, 2).reshape(len(market), -1)
+    standardised = causal_standardise(flat, None, min_periods=STANDARDISE_MIN_PERIODS)
+    corr = ewma_correlation(returns) if len(market.symbols) > 1 else None
+    valid = (np.isfinite(standardised).all(axis=1) & np.isfinite(sigma).all(axis=1)
+             & np.isfinite(risk.var).all(axis=1) & np.isfinite(risk.var_short).all(axis=1))
+    if corr is not None:
+        valid &= np.isfinite(corr).all(axis=(1, 2))
+    # A step at t needs window rows of features ending at t, all valid.
+    run = np.convolve(valid.astype(np.int64), np.ones(config.window, dtype=np.int64))[: len(valid)]
+    ok = np.flatnonzero((run >= config.window) & valid)
+    ok = ok[ok <= len(market) - 2]
+    if ok.size == 0:
+        raise DataError(
+            f"no bar has a full window of features, forecasts and VaR ({len(market)} bars; the "
+            f"{config.vol_model} forecast, VaR window {config.var_window} and feature warm-ups need more)",
+            source=market.source, hint="use a longer market or a smaller var_window",
+        )
+    first = int(ok[0])
+    if not valid[first:-1].all():
+        bad = first + int(np.flatnonzero(~valid[first:-1])[0])
+        raise DataError("features or forecasts are undefined after the warm-up", source=market.source,
+                        row=bad, hint="check the data for gaps or constant prices")
+    return EnvData(
+        symbols=market.symbols,
+        index=market.index.as_unit("ns").asi8.copy(),
+        open=market.field_array("open"),
+        close=market.field_array("close"),
+        spread=market.field_array("spread"),
+        liquidity=liquidity,
+        conv=quote_to_account(market, config.account.currency),
+        days=holding_days(market),
+        differential=rate_differentials(market, config.financing),
+        sigma=sigma,
+        var_long=risk.var,
+        var_short=risk.var_short,
+        corr=corr,
+        signal=momentum_signal(market.field_array("close"), config.signal_lookback),
+        features=np.nan_to_num(standardised, nan=0.0).astype(np.float32),
+        feature_names=tuple(names),
+        first_step=first,
+    )

@@ -1,0 +1,119 @@
+"""``FxRisk-v0``: a Gymnasium FOREX environment for position sizing under a VaR limit.
+
+A thin adapter: the logic is in :mod:`envs.core` (observation, VaR limit, reward) and
+:mod:`simulator.engine` (execution and accounting). Each step: the agent asks for target
+exposures at the close of bar t (seeing data <= t only); the order fills at the open of
+bar t+1 at bid/ask with costs; the account is marked at the close of t+1. Stop-out →
+``terminated``; end of the episode or data → ``truncated``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.config import EnvConfig
+from envs.core import ACCOUNT_FEATURES, BatchState, FxRiskCore
+from envs.data import EnvData, prepare_env_data
+from envs.single_pair import SinglePairCore
+from forecasters.cache import ForecastCache
+from simulator.market import MarketData
+
+
+def check_action(action: Any, space: spaces.Box) -> np.ndarray:
+    """The action as float64 (batch..., pair); NaN or out-of-space actions raise one clear line."""
+    arr = np.asarray(action, dtype=np.float64)
+    if arr.shape[-len(space.shape):] != space.shape:
+        raise ValueError(f"action shape {arr.shape} does not match the action space {space.shape} "
+                         f"(one target per pair)")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"action contains NaN or inf: {arr.tolist()} — the policy produced a non-finite output")
+    lo, hi = float(space.low.min()), float(space.high.max())
+    if (arr < lo - 1e-6).any() or (arr > hi + 1e-6).any():
+        raise ValueError(f"action {arr.tolist()} is outside the action space [{lo}, {hi}] — clip it or rescale "
+                         f"the policy output")
+    return arr
+
+
+def _scalar_action(action: Any, space: spaces.Box) -> float:
+    """Fast validation of a one-pair action (same rules and messages as :func:`check_action`)."""
+    if type(action) is np.ndarray and action.shape == (1,):
+        value = float(action[0])
+        if math.isfinite(value) and space.low[0] - 1e-6 <= value <= space.high[0] + 1e-6:
+            return value
+    return float(check_action(action, space).reshape(-1)[0])
+
+
+def observation_names(core: FxRiskCore) -> list[str]:
+    """Names of the observation entries, in order (for inspection and logging)."""
+    names = [f"t-{core.config.window - 1 - k}:{f}" for k in range(core.config.window)
+             for f in core.data.feature_names]
+    names += [f"{s}:exposure_fraction" for s in core.data.symbols]
+    if core.config.action_mode == "sizing":
+        names += [f"{s}:signal" for s in core.data.symbols]
+    return names + list(ACCOUNT_FEATURES)
+
+
+class FxRiskEnv(gym.Env):
+    """One trading account over one market (one or several pairs). See the module docstring.
+
+    Build it from a :class:`~simulator.market.MarketData` (default: the bundled EURUSD 2017
+    sample) and an :class:`~envs.config.EnvConfig`, or from prepared :class:`EnvData`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, market: MarketData | None = None, config: EnvConfig | None = None, *,
+                 data: EnvData | None = None, cache: ForecastCache | None = None, fast_path: bool = True) -> None:
+        super().__init__()
+        self.config = config or EnvConfig()
+        if data is None:
+            if market is None:
+                from simulator.sample import load_sample
+
+                market = load_sample()
+            data = prepare_env_data(market, self.config, cache=cache)
+        self.data = data
+        self.core = FxRiskCore(data, self.config)
+        self.state = BatchState.empty(1, data.n_pairs)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.core.obs_dim,), dtype=np.float32)
+        low = 0.0 if self.config.action_mode == "sizing" else -1.0
+        self.action_space = spaces.Box(low, 1.0, shape=(data.n_pairs,), dtype=np.float32)
+        self._zero = np.zeros(1, dtype=np.int64)
+        # One pair: the scalar twin of the array core (same arithmetic, checked against it in tests).
+        self._single = SinglePairCore(data, self.config) if fast_path and data.n_pairs == 1 else None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        lo, hi = self.core.start_bounds()
+        start = (options or {}).get("start")
+        if start is None:
+            start = lo if hi == lo else int(self.np_random.integers(lo, hi + 1))
+        elif not lo <= int(start) <= self.data.last_step:
+            raise ValueError(f"options['start']={start} is outside the usable bars [{lo}, {self.data.last_step}]")
+        if self._single is not None:
+            end = self.data.last_step + 1
+            if self.config.episode_bars is not None:
+                end = min(int(start) + self.config.episode_bars, end)
+            self._single.reset(int(start), end)
+            return self._single.observe(), {"t": int(start), "equity": self._single.equity}
+        self.core.reset_accounts(self.state, self._zero, np.array([int(start)]))
+        obs = self.core.observe(self.state)[0]
+        return obs, {"t": int(self.state.t[0]), "equity": float(self.state.equity[0])}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._single is not None:
+            value = _scalar_action(action, self.action_space)
+            reward, terminated, truncated, info = self._single.step(value)
+            return self._single.observe(), reward, terminated, truncated, info
+        arr = check_action(action, self.action_space).reshape(1, -1)
+        reward, terminated, truncated, info = self.core.step(self.state, arr)
+        obs = self.core.observe(self.state)[0]
+        out = {k: (v[0] if np.ndim(v) == 1 else v[0].copy()) for k, v in info.items()}
+        out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
+        return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), out

@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Benchmark the environment against gym-anytrading on the same data, random actions.
+
+Prints, in one run on the bundled EURUSD 2017 hourly sample (6,225 bars):
+1. our single environment through ``gymnasium.make("FxRisk-v0")`` (steps/s);
+2. our batched vector environment at 1,024 environments (environment-steps/s);
+3. gym-anytrading's ``forex-v0`` through ``gymnasium.make`` on the same bars (steps/s),
+   when installed (``pip install -e ".[bench]"``).
+Actions are drawn before timing; resets are included in the timed loops.
+Targets on 2 cores: single >= 1.0x gym-anytrading; batched >= 5,000,000 env-steps/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import gymnasium as gym  # noqa: E402
+
+import envs  # noqa: E402,F401  (registers FxRisk-v0)
+from envs.config import EnvConfig  # noqa: E402
+from envs.data import prepare_env_data  # noqa: E402
+from simulator.sample import load_sample  # noqa: E402
+
+
+def time_single(env: gym.Env, actions: np.ndarray, repeats: int) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        env.reset(seed=0)
+        step = env.step
+        t0 = time.perf_counter()
+        for a in actions:
+            _, _, terminated, truncated, _ = step(a)
+            if terminated or truncated:
+                env.reset()
+        best = max(best, len(actions) / (time.perf_counter() - t0))
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=100_000, help="steps of the single-env runs")
+    parser.add_argument("--num-envs", type=int, default=1024)
+    parser.add_argument("--batched-steps", type=int, default=300, help="batched steps (each num-envs wide)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    market = load_sample()
+    config = EnvConfig()
+    data = prepare_env_data(market, config)
+    rng = np.random.default_rng(0)
+    print(f"bench_env: bundled EURUSD 2017 hourly sample ({len(market):,} bars), random actions, "
+          f"best of {args.repeats}")
+
+    env = gym.make("FxRisk-v0", data=data, config=config)
+    actions = rng.uniform(-1, 1, size=(args.steps, 1)).astype(np.float32)
+    ours = time_single(env, actions, args.repeats)
+    print(f"  FxRisk-v0 single env via gymnasium.make: {ours:,.0f} steps/s "
+          f"(costs, impact, financing, margin, VaR shield, {env.observation_space.shape[0]} obs)")
+
+    from envs.vector import FxRiskVectorEnv
+
+    vec = FxRiskVectorEnv(args.num_envs, data=data, config=config)
+    vec.reset(seed=0)
+    batch_actions = rng.uniform(-1, 1, size=(args.batched_steps, args.num_envs, 1)).astype(np.float32)
+    best = 0.0
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for a in batch_actions:
+            vec.step(a)
+        best = max(best, args.batched_steps * args.num_envs / (time.perf_counter() - t0))
+    print(f"  FxRisk-v0 batched, {args.num_envs} envs: {best:,.0f} env-steps/s  (target >= 5,000,000)")
+
+    try:
+        import gym_anytrading  # noqa: F401
+    except ImportError:
+        print("  gym-anytrading not installed: pip install -e '.[bench]' to compare")
+        return 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # forex-v0 returns shared observation buffers; the checker warns once
+        ref = gym.make("forex-v0")
+        ref_actions = rng.integers(0, 2, size=args.steps)
+        theirs = time_single(ref, ref_actions, args.repeats)
+    print(f"  gym-anytrading forex-v0 via gymnasium.make (same 6,225 bars): {theirs:,.0f} steps/s")
+    print(f"  single env ratio ours / gym-anytrading: {ours / theirs:.2f}x  (target >= 1.0x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
