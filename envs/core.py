@@ -16,7 +16,6 @@ from envs.config import EnvConfig
 from envs.data import EnvData
 from envs.rewards import differential_sharpe, log_return, risk_penalty
 from envs.risk_limit import portfolio_var, shield_scale
-from simulator.account import equity as equity_of
 from simulator.account import used_margin
 from simulator.engine import BarData, step_accounts
 from simulator.execution import fill_caps
@@ -51,7 +50,9 @@ class BatchState:
 class FxRiskCore:
     """Observation, action and reward logic over :class:`EnvData` for a batch of accounts."""
 
-    def __init__(self, data: EnvData, config: EnvConfig) -> None:
+    def __init__(self, data: EnvData, config: EnvConfig, *, backend: str = "auto") -> None:
+        """``backend``: ``numba`` (compiled twin, :mod:`envs.kernel`), ``numpy`` (this module's
+        array code, the reference) or ``auto`` (numba when installed)."""
         self.data = data
         self.config = config
         self.n_pairs = data.n_pairs
@@ -60,6 +61,13 @@ class FxRiskCore:
         extra = self.n_pairs * (2 if config.action_mode == "sizing" else 1)
         self.obs_dim = self.market_dim + extra + len(ACCOUNT_FEATURES)
         self.reductions_uncapped = config.var_mode == "shield"
+        if backend not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+        if backend == "auto":
+            backend = "numba" if _numba_available() else "numpy"
+        self.backend = backend
+        if backend == "numba":
+            self._pack()
 
     # -- episodes ------------------------------------------------------------------------
     def start_bounds(self) -> tuple[int, int]:
@@ -94,8 +102,44 @@ class FxRiskCore:
         d = self.data
         return portfolio_var(exposure, d.var_long[t], d.var_short[t], None if d.corr is None else d.corr[t])
 
+    def _pack(self) -> None:
+        """Arrays in the layout of :mod:`envs.kernel` (built once)."""
+        from envs import kernel as k
+
+        d, cfg = self.data, self.config
+        fields = [d.open, d.close, d.spread, d.liquidity, d.conv, d.sigma, d.var_long, d.var_short, d.signal]
+        self._mkt = np.ascontiguousarray(np.stack(fields, axis=2), dtype=np.float64)
+        self._corr = (np.ascontiguousarray(d.corr, dtype=np.float64) if d.corr is not None
+                      else np.zeros((d.n_bars, d.n_pairs, d.n_pairs)))
+        acct, ex = cfg.account, cfg.execution
+        prm = np.zeros(k.N_PARAMS)
+        prm[[k.P_LEVERAGE, k.P_MARGIN_RATE, k.P_STOP_OUT, k.P_MARGIN_CALL, k.P_PARTICIPATION, k.P_IMPACT,
+             k.P_SLIP, k.P_SPREAD_MULT, k.P_COMMISSION_PM, k.P_MARKUP, k.P_VAR_LIMIT, k.P_VAR_PENALTY,
+             k.P_RISK_AVERSION, k.P_DSR_ETA, k.P_REWARD_SCALE]] = [
+            acct.max_leverage, acct.margin_rate, acct.stop_out_level, acct.margin_call_level, ex.max_participation,
+            ex.impact_coefficient, ex.slippage_bps * 1e-4, ex.spread_multiplier, ex.commission_per_million,
+            cfg.financing.markup, cfg.var_limit, cfg.var_penalty, cfg.risk_aversion, cfg.dsr_eta, cfg.reward_scale]
+        self._prm = prm
+        self._flags = np.array([cfg.action_mode == "sizing", ("shield", "penalty", "cost").index(cfg.var_mode),
+                                ("log_return", "differential_sharpe", "risk_penalised").index(cfg.reward),
+                                ("variance", "drawdown").index(cfg.risk_penalty), d.corr is not None],
+                               dtype=np.int64)
+        windows = np.lib.stride_tricks.sliding_window_view(d.features, cfg.window, axis=0)
+        table = np.zeros((d.n_bars, self.market_dim), dtype=np.float32)
+        table[cfg.window - 1 :] = windows.transpose(0, 2, 1).reshape(len(windows), -1)
+        self._table = table
+        self._days = np.ascontiguousarray(d.days, dtype=np.float64)
+        self._differential = np.ascontiguousarray(d.differential, dtype=np.float64)
+        self._kernel = k
+
     def observe(self, state: BatchState) -> np.ndarray:
         """Observations (batch, obs_dim) float32 at each account's bar t (data <= t only)."""
+        if self.backend == "numba":
+            out = np.empty((len(state.t), self.obs_dim), dtype=np.float32)
+            self._kernel.batch_observe(self._table, self._mkt, self._corr, self._prm, self._flags, state.t,
+                                       state.units, state.avg_price, state.peak, state.equity, state.last_scale,
+                                       self.market_dim, out)
+            return out
         d, cfg = self.data, self.config
         t = state.t
         market = d.features[t[:, None] + self._offsets].reshape(len(t), -1)
@@ -125,6 +169,8 @@ class FxRiskCore:
 
     def step(self, state: BatchState, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Advance every account one bar; returns ``(reward, terminated, truncated, info)`` arrays."""
+        if self.backend == "numba":
+            return self._step_compiled(state, action)
         d, cfg = self.data, self.config
         t = state.t
         nxt = t + 1
@@ -215,3 +261,34 @@ class FxRiskCore:
             "drawdown": drawdown_after,
         }
         return reward, terminated, truncated, info
+
+    def _step_compiled(self, state: BatchState, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        k = self._kernel
+        n = len(state.t)
+        for name in ("t", "end"):
+            setattr(state, name, np.ascontiguousarray(getattr(state, name), dtype=np.int64))
+        for name in ("cash", "units", "avg_price", "peak", "equity", "dsr_a", "dsr_b", "last_scale"):
+            setattr(state, name, np.ascontiguousarray(getattr(state, name), dtype=np.float64))
+        out_s = np.empty((n, len(k.SCALAR_KEYS)))
+        out_p = np.empty((n, self.n_pairs, len(k.PAIR_KEYS)))
+        k.batch_step(self._mkt, self._days, self._corr, self._differential, self._prm, self._flags, state.t,
+                     state.end, state.cash, state.units, state.avg_price, state.peak, state.equity, state.dsr_a,
+                     state.dsr_b, state.last_scale, np.ascontiguousarray(action, dtype=np.float64), out_s, out_p)
+        columns = out_s.T.copy()  # one copy; each info entry is a contiguous row of it
+        pairs = out_p.transpose(2, 0, 1).copy()
+        info: dict = {"t": state.t.copy()}
+        for j, key in enumerate(k.SCALAR_KEYS[3:], start=3):
+            info[key] = columns[j]
+        for key in ("var_breach", "clipped", "margin_call", "stopped_out"):
+            info[key] = info[key] > 0.5
+        for j, key in enumerate(k.PAIR_KEYS):
+            info[key] = pairs[j]
+        return columns[k.S_REWARD], columns[k.S_TERM] > 0.5, columns[k.S_TRUNC] > 0.5, info
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba is a dependency; the numpy core is the fallback
+        return False
+    return True
