@@ -29,8 +29,10 @@ report: $(STAMP)
 	$(PY) scripts/forecast_report.py
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) scripts/bench_data.py
 	$(PY) scripts/bench_forecasters.py
+	$(PY) scripts/bench_env.py
 
 clean-venv:
 	rm -rf $(VENV)

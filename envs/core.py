@@ -22,6 +22,8 @@ from simulator.execution import fill_caps
 
 ACCOUNT_FEATURES = ("unrealised_pnl", "var_utilisation", "margin_usage", "drawdown", "last_shield_scale")
 UTILISATION_CAP = 10.0
+ACCOUNT_BOUND = 100.0  # account features are clipped to ±100 (only reached on a wiped-out account)
+OBS_BOUND = 100.0      # observation space bounds; market features are clipped to ±10 in EnvData
 
 
 @dataclass(eq=False)
@@ -33,6 +35,7 @@ class BatchState:
     cash: np.ndarray
     units: np.ndarray
     avg_price: np.ndarray
+    quote_cash: np.ndarray
     peak: np.ndarray
     equity: np.ndarray
     dsr_a: np.ndarray
@@ -44,6 +47,7 @@ class BatchState:
         z = np.zeros(n_envs)
         return cls(t=np.zeros(n_envs, dtype=np.int64), end=np.zeros(n_envs, dtype=np.int64), cash=z.copy(),
                    units=np.zeros((n_envs, n_pairs)), avg_price=np.full((n_envs, n_pairs), np.nan),
+                   quote_cash=np.zeros((n_envs, n_pairs)),
                    peak=z.copy(), equity=z.copy(), dsr_a=z.copy(), dsr_b=z.copy(), last_scale=np.ones(n_envs))
 
 
@@ -88,6 +92,7 @@ class FxRiskCore:
         state.cash[which] = cfg.account.initial_equity
         state.units[which] = 0.0
         state.avg_price[which] = np.nan
+        state.quote_cash[which] = 0.0
         state.peak[which] = cfg.account.initial_equity
         state.equity[which] = cfg.account.initial_equity
         state.dsr_a[which] = 0.0
@@ -146,7 +151,7 @@ class FxRiskCore:
         eq = state.equity
         exposure = self._exposure(state, t)
         max_notional = cfg.account.max_leverage * np.maximum(eq, 1e-12)
-        parts = [market, (exposure / max_notional[:, None])]
+        parts = [market, np.clip(exposure / max_notional[:, None], -ACCOUNT_BOUND, ACCOUNT_BOUND)]
         if cfg.action_mode == "sizing":
             parts.append(d.signal[t])
         unrealised = np.nansum(state.units * (d.close[t] - np.nan_to_num(state.avg_price, nan=0.0)) * d.conv[t]
@@ -155,16 +160,20 @@ class FxRiskCore:
         utilisation = np.minimum(self._var(exposure, t) / limit, UTILISATION_CAP)
         margin = used_margin(state.units, d.close[t], d.conv[t], cfg.account.margin_rate) / np.maximum(eq, 1e-12)
         drawdown = 1.0 - eq / state.peak
-        account = np.stack([unrealised / np.maximum(eq, 1e-12), utilisation, margin, drawdown, state.last_scale],
-                           axis=1)
+        account = np.clip(np.stack([unrealised / np.maximum(eq, 1e-12), utilisation, margin, drawdown,
+                                    state.last_scale], axis=1), -ACCOUNT_BOUND, ACCOUNT_BOUND)
         parts.append(account)
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     # -- step ----------------------------------------------------------------------------
     def target_fraction(self, action: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Requested exposure per pair as a signed fraction of the maximum leverage."""
+        """Requested exposure per pair as a signed fraction of the maximum leverage.
+
+        Sizing mode: the action in [-1, 1] maps to a size ``(a + 1) / 2`` in [0, 1] (a symmetric
+        action space, as PPO's Gaussian policy prefers) times the signal's direction.
+        """
         if self.config.action_mode == "sizing":
-            return np.clip(action, 0.0, 1.0) * self.data.signal[t]
+            return np.clip((action + 1.0) * 0.5, 0.0, 1.0) * self.data.signal[t]
         return np.clip(action, -1.0, 1.0)
 
     def step(self, state: BatchState, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -200,7 +209,8 @@ class FxRiskCore:
                       liquidity_next=d.liquidity[nxt], sigma=d.sigma[t], conv=conv_t, conv_next=d.conv[nxt],
                       differential=d.differential, days=d.days[t])
         res = step_accounts(state.cash, state.units, state.avg_price, target_units, bar, cfg.account,
-                            cfg.execution, cfg.financing.markup, reductions_uncapped=self.reductions_uncapped)
+                            cfg.execution, cfg.financing.markup, quote_cash=state.quote_cash,
+                            reductions_uncapped=self.reductions_uncapped)
 
         # VaR of the position now held, valued at the decision, with the forecast for bar t+1.
         var_held = self._var(res.units * close_t * conv_t, t)
@@ -223,6 +233,7 @@ class FxRiskCore:
 
         state.t = nxt
         state.cash, state.units, state.avg_price = res.cash, res.units, res.avg_price
+        state.quote_cash = res.quote_cash
         state.equity, state.peak, state.last_scale = res.equity, peak, scale
         terminated = res.stopped_out | (res.equity <= 0)
         truncated = (nxt >= state.end) & ~terminated
@@ -267,14 +278,15 @@ class FxRiskCore:
         n = len(state.t)
         for name in ("t", "end"):
             setattr(state, name, np.ascontiguousarray(getattr(state, name), dtype=np.int64))
-        for name in ("cash", "units", "avg_price", "peak", "equity", "dsr_a", "dsr_b", "last_scale"):
+        for name in ("cash", "units", "avg_price", "quote_cash", "peak", "equity", "dsr_a", "dsr_b", "last_scale"):
             setattr(state, name, np.ascontiguousarray(getattr(state, name), dtype=np.float64))
-        out_s = np.empty((n, len(k.SCALAR_KEYS)))
+        out_s = np.empty((len(k.SCALAR_KEYS), n))  # one contiguous row per info entry
         out_p = np.empty((n, self.n_pairs, len(k.PAIR_KEYS)))
         k.batch_step(self._mkt, self._days, self._corr, self._differential, self._prm, self._flags, state.t,
-                     state.end, state.cash, state.units, state.avg_price, state.peak, state.equity, state.dsr_a,
+                     state.end, state.cash, state.units, state.avg_price, state.quote_cash, state.peak, state.equity,
+                     state.dsr_a,
                      state.dsr_b, state.last_scale, np.ascontiguousarray(action, dtype=np.float64), out_s, out_p)
-        columns = out_s.T.copy()  # one copy; each info entry is a contiguous row of it
+        columns = out_s
         pairs = out_p.transpose(2, 0, 1).copy()
         info: dict = {"t": state.t.copy()}
         for j, key in enumerate(k.SCALAR_KEYS[3:], start=3):

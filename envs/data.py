@@ -25,6 +25,7 @@ from simulator.financing import holding_days, rate_differentials
 from simulator.market import MarketData
 
 STANDARDISE_MIN_PERIODS = 100
+FEATURE_CLIP = 10.0  # standardised features are clipped to ±10 (a 10-sigma move stays visible)
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +153,7 @@ def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCa
         var_short=risk.var_short,
         corr=corr,
         signal=momentum_signal(market.field_array("close"), config.signal_lookback),
-        features=np.nan_to_num(standardised, nan=0.0).astype(np.float32),
+        features=np.clip(np.nan_to_num(standardised, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
         feature_names=tuple(names),
         first_step=first,
     )

@@ -17,17 +17,21 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.config import EnvConfig
-from envs.core import ACCOUNT_FEATURES, BatchState, FxRiskCore
+from envs.core import ACCOUNT_FEATURES, OBS_BOUND, BatchState, FxRiskCore
 from envs.data import EnvData, prepare_env_data
 from envs.single_pair import SinglePairCore
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
 
 
-def check_action(action: Any, space: spaces.Box) -> np.ndarray:
-    """The action as float64 (batch..., pair); NaN or out-of-space actions raise one clear line."""
+def check_action(action: Any, space: spaces.Box, *, exact: bool = False) -> np.ndarray:
+    """The action as float64 (batch..., pair); NaN or out-of-space actions raise one clear line.
+
+    ``exact``: the shape must be the space's own (a single environment takes one action).
+    """
     arr = np.asarray(action, dtype=np.float64)
-    if arr.shape[-len(space.shape):] != space.shape:
+    if (arr.shape != space.shape) if exact else (arr.ndim < len(space.shape)
+                                                 or arr.shape[-len(space.shape):] != space.shape):
         raise ValueError(f"action shape {arr.shape} does not match the action space {space.shape} "
                          f"(one target per pair)")
     if not np.isfinite(arr).all():
@@ -45,7 +49,7 @@ def _scalar_action(action: Any, space: spaces.Box) -> float:
         value = float(action[0])
         if math.isfinite(value) and space.low[0] - 1e-6 <= value <= space.high[0] + 1e-6:
             return value
-    return float(check_action(action, space).reshape(-1)[0])
+    return float(check_action(action, space, exact=True).reshape(-1)[0])
 
 
 def observation_names(core: FxRiskCore) -> list[str]:
@@ -80,9 +84,9 @@ class FxRiskEnv(gym.Env):
         self.data = data
         self.core = FxRiskCore(data, self.config)
         self.state = BatchState.empty(1, data.n_pairs)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.core.obs_dim,), dtype=np.float32)
-        low = 0.0 if self.config.action_mode == "sizing" else -1.0
-        self.action_space = spaces.Box(low, 1.0, shape=(data.n_pairs,), dtype=np.float32)
+        self.observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(self.core.obs_dim,), dtype=np.float32)
+        # Both modes take [-1, 1]: exposure directly; sizing maps it to a size (a + 1) / 2 in [0, 1].
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(data.n_pairs,), dtype=np.float32)
         self._zero = np.zeros(1, dtype=np.int64)
         # One pair: the scalar twin of the array core (same arithmetic, checked against it in tests).
         self._single = SinglePairCore(data, self.config) if fast_path and data.n_pairs == 1 else None
@@ -111,7 +115,7 @@ class FxRiskEnv(gym.Env):
             value = _scalar_action(action, self.action_space)
             reward, terminated, truncated, info = self._single.step(value)
             return self._single.observe(), reward, terminated, truncated, info
-        arr = check_action(action, self.action_space).reshape(1, -1)
+        arr = check_action(action, self.action_space, exact=True).reshape(1, -1)
         reward, terminated, truncated, info = self.core.step(self.state, arr)
         obs = self.core.observe(self.state)[0]
         out = {k: (v[0] if np.ndim(v) == 1 else v[0].copy()) for k, v in info.items()}

@@ -16,6 +16,7 @@ from numba import njit
 # Fields of the packed per-bar market array (time, pair, field).
 OPEN, CLOSE, SPREAD, LIQ, CONV, SIGMA, VLONG, VSHORT, SIGNAL = range(9)
 N_FIELDS = 9
+BOUND = 100.0  # envs.core.ACCOUNT_BOUND
 # Float parameters.
 (P_LEVERAGE, P_MARGIN_RATE, P_STOP_OUT, P_MARGIN_CALL, P_PARTICIPATION, P_IMPACT, P_SLIP, P_SPREAD_MULT,
  P_COMMISSION_PM, P_MARKUP, P_VAR_LIMIT, P_VAR_PENALTY, P_RISK_AVERSION, P_DSR_ETA, P_REWARD_SCALE) = range(15)
@@ -69,7 +70,7 @@ def _shield(var_value, limit):
 
 @njit(cache=True, error_model="numpy")
 def _execute(order, mid, spread, liquidity, sigma, conv, cap, prm, out, i):
-    """Fill one pair; writes (filled, price, cash_delta, spread, impact, slippage, commission) to ``out[i]``."""
+    """Fill one pair; writes (filled, price, cash_delta, spread, impact, slippage, commission, quote_delta)."""
     filled = min(max(order, -cap), cap)
     size = abs(filled)
     participation = size / liquidity if (math.isfinite(liquidity) and liquidity > 0) else 0.0
@@ -88,14 +89,15 @@ def _execute(order, mid, spread, liquidity, sigma, conv, cap, prm, out, i):
     out[i, 4] = notional * impact
     out[i, 5] = notional * slip
     out[i, 6] = commission
+    out[i, 7] = -filled * price
 
 
 @njit(cache=True, error_model="numpy")
-def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, units, avg, peak, equity, dsr_a, dsr_b,
-               last_scale, action, out_s, out_p):
-    """Advance every account one bar in place; fills ``out_s`` (N, scalars) and ``out_p`` (N, P, 5)."""
+def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, units, avg, quote, peak, equity, dsr_a,
+               dsr_b, last_scale, action, out_s, out_p):
+    """Advance every account one bar in place; fills ``out_s`` (scalars, N) and ``out_p`` (N, P, 5)."""
     n_env, p = units.shape
-    fill = np.empty((n_env, 7))
+    fill = np.empty((n_env, 8))
     x = np.empty((n_env, 4, p))  # exposures: 0 requested, 1 target, 2 reachable, 3 temporary
     signed = np.empty((n_env, p))
     hc = flags[F_HAS_CORR]
@@ -108,7 +110,7 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
         for j in range(p):
             a = action[i, j]
             if flags[F_SIZING] == 1:
-                frac = min(max(a, 0.0), 1.0) * mkt[t, j, SIGNAL]
+                frac = min(max((a + 1.0) * 0.5, 0.0), 1.0) * mkt[t, j, SIGNAL]
             else:
                 frac = min(max(a, -1.0), 1.0)
             x[i, 0, j] = frac * lev_eq
@@ -144,7 +146,7 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
         c = cash[i] + carry_sum - fin_sum
         mtm = 0.0
         for j in range(p):
-            mtm += units[i, j] * mkt[nx, j, OPEN] * mkt[t, j, CONV]
+            mtm += (units[i, j] * mkt[nx, j, OPEN] + quote[i, j]) * mkt[t, j, CONV]
         eq_open = c + mtm
         gross = 0.0
         for j in range(p):
@@ -180,7 +182,8 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
                 a_new = a_old
             avg[i, j] = a_new
             units[i, j] = new_u
-            cash_delta += fill[i, 2]
+            quote[i, j] = quote[i, j] + fill[i, 7]
+            cash_delta += fill[i, 6]
             spread_c += fill[i, 3]
             impact_c += fill[i, 4]
             slip_c += fill[i, 5]
@@ -190,13 +193,20 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
             out_p[i, j, 2] = filled
             out_p[i, j, 3] = order - filled
             out_p[i, j, 4] = price
-        c = c + cash_delta
+        c = c - cash_delta  # commissions, account currency
+        realised = 0.0
+        for j in range(p):
+            realised += quote[i, j] * mkt[t, j, CONV] if units[i, j] == 0 else 0.0
+        c = c + realised
+        for j in range(p):
+            if units[i, j] == 0:
+                quote[i, j] = 0.0
         mtm = 0.0
         gross = 0.0
         for j in range(p):
-            v = units[i, j] * mkt[nx, j, CLOSE] * mkt[nx, j, CONV]
-            mtm += v
-            gross += abs(v)
+            v = units[i, j] * mkt[nx, j, CLOSE]
+            mtm += (v + quote[i, j]) * mkt[nx, j, CONV]
+            gross += abs(v * mkt[nx, j, CONV])
         eq = c + mtm
         margin = gross * prm[P_MARGIN_RATE]
         level = eq / margin if margin > 0 else math.inf
@@ -208,16 +218,24 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
                 _execute(-units[i, j], mkt[nx, j, CLOSE], mkt[nx, j, SPREAD], mkt[nx, j, LIQ], mkt[t, j, SIGMA], mkt[nx, j, CONV],
                          math.inf, prm, fill, i)
                 units[i, j] = units[i, j] + fill[i, 0]
-                liq_delta += fill[i, 2]
+                quote[i, j] = quote[i, j] + fill[i, 7]
+                liq_delta += fill[i, 6]
                 liq_cost += fill[i, 3] + fill[i, 4] + fill[i, 5] + fill[i, 6]
                 avg[i, j] = np.nan
-            c = c + liq_delta
+            c = c - liq_delta
+            realised = 0.0
+            for j in range(p):
+                realised += quote[i, j] * mkt[nx, j, CONV] if units[i, j] == 0 else 0.0
+            c = c + realised
+            for j in range(p):
+                if units[i, j] == 0:
+                    quote[i, j] = 0.0
             mtm = 0.0
             gross = 0.0
             for j in range(p):
-                v = units[i, j] * mkt[nx, j, CLOSE] * mkt[nx, j, CONV]
-                mtm += v
-                gross += abs(v)
+                v = units[i, j] * mkt[nx, j, CLOSE]
+                mtm += (v + quote[i, j]) * mkt[nx, j, CONV]
+                gross += abs(v * mkt[nx, j, CONV])
             eq = c + mtm
             margin = gross * prm[P_MARGIN_RATE]
             level = eq / margin if margin > 0 else math.inf
@@ -261,33 +279,33 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
             out_p[i, j, 0] = units[i, j]
             out_p[i, j, 1] = units[i, j] * mkt[nx, j, CLOSE] * mkt[nx, j, CONV]
         s = out_s
-        s[i, 0] = reward
-        s[i, 1] = 1.0 if terminated else 0.0
-        s[i, 2] = 1.0 if truncated else 0.0
-        s[i, 3] = eq
-        s[i, 4] = c
-        s[i, 5] = r
-        s[i, 6] = spread_c
-        s[i, 7] = impact_c
-        s[i, 8] = slip_c
-        s[i, 9] = comm_c
-        s[i, 10] = carry_sum - fin_sum
-        s[i, 11] = fin_sum
-        s[i, 12] = liq_cost
-        s[i, 13] = trade_cost + fin_sum + liq_cost
-        s[i, 14] = turnover
-        s[i, 15] = var_held
-        s[i, 16] = var_requested
-        s[i, 17] = limit
-        s[i, 18] = utilisation
-        s[i, 19] = 1.0 if utilisation > 1.0 + 1e-9 else 0.0
-        s[i, 20] = excess
-        s[i, 21] = scale
-        s[i, 22] = 1.0 if scale < 1.0 - 1e-12 else 0.0
-        s[i, 23] = level
-        s[i, 24] = 1.0 if level < prm[P_MARGIN_CALL] else 0.0
-        s[i, 25] = 1.0 if stopped else 0.0
-        s[i, 26] = dd_after
+        s[0, i] = reward
+        s[1, i] = 1.0 if terminated else 0.0
+        s[2, i] = 1.0 if truncated else 0.0
+        s[3, i] = eq
+        s[4, i] = c
+        s[5, i] = r
+        s[6, i] = spread_c
+        s[7, i] = impact_c
+        s[8, i] = slip_c
+        s[9, i] = comm_c
+        s[10, i] = carry_sum - fin_sum
+        s[11, i] = fin_sum
+        s[12, i] = liq_cost
+        s[13, i] = trade_cost + fin_sum + liq_cost
+        s[14, i] = turnover
+        s[15, i] = var_held
+        s[16, i] = var_requested
+        s[17, i] = limit
+        s[18, i] = utilisation
+        s[19, i] = 1.0 if utilisation > 1.0 + 1e-9 else 0.0
+        s[20, i] = excess
+        s[21, i] = scale
+        s[22, i] = 1.0 if scale < 1.0 - 1e-12 else 0.0
+        s[23, i] = level
+        s[24, i] = 1.0 if level < prm[P_MARGIN_CALL] else 0.0
+        s[25, i] = 1.0 if stopped else 0.0
+        s[26, i] = dd_after
 
 
 @njit(cache=True, error_model="numpy")
@@ -310,7 +328,7 @@ def batch_observe(table, mkt, corr, prm, flags, t_arr, units, avg, peak, equity,
         for j in range(p):
             u = units[i, j]
             x[i, 3, j] = u * mkt[t, j, CLOSE] * mkt[t, j, CONV]
-            out[i, col] = x[i, 3, j] / max_notional
+            out[i, col] = min(max(x[i, 3, j] / max_notional, -BOUND), BOUND)
             col += 1
             if u != 0:
                 a = avg[i, j]
@@ -322,8 +340,8 @@ def batch_observe(table, mkt, corr, prm, flags, t_arr, units, avg, peak, equity,
                 col += 1
         limit = prm[P_VAR_LIMIT] * eq_safe
         util = min(_portfolio_var(x, i, 3, mkt, t, corr, flags[F_HAS_CORR], signed, p) / limit, cap)
-        out[i, col] = unrealised / eq_safe
-        out[i, col + 1] = util
-        out[i, col + 2] = margin * prm[P_MARGIN_RATE] / eq_safe
-        out[i, col + 3] = 1.0 - eq / peak[i]
-        out[i, col + 4] = last_scale[i]
+        out[i, col] = min(max(unrealised / eq_safe, -BOUND), BOUND)
+        out[i, col + 1] = min(max(util, -BOUND), BOUND)
+        out[i, col + 2] = min(max(margin * prm[P_MARGIN_RATE] / eq_safe, -BOUND), BOUND)
+        out[i, col + 3] = min(max(1.0 - eq / peak[i], -BOUND), BOUND)
+        out[i, col + 4] = min(max(last_scale[i], -BOUND), BOUND)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from envs.config import EnvConfig
-from envs.core import UTILISATION_CAP
+from envs.core import ACCOUNT_BOUND, UTILISATION_CAP
 from envs.data import EnvData
 
 
@@ -52,7 +52,7 @@ class SinglePairCore:
         self.impact_y = ex.impact_coefficient
         self.slip = ex.slippage_bps * 1e-4
         self.spread_mult = ex.spread_multiplier
-        self.commission_rate = ex.commission_per_million * 1e-6
+        self.commission_pm = ex.commission_per_million
         self.markup = config.financing.markup
         self.shield = config.var_mode == "shield"
         self.reset(data.first_step, data.first_step + 1)
@@ -62,6 +62,7 @@ class SinglePairCore:
         self.cash = self.initial
         self.units = 0.0
         self.avg = math.nan
+        self.quote = 0.0
         self.peak = self.initial
         self.equity = self.initial
         self.dsr_a = self.dsr_b = 0.0
@@ -85,17 +86,16 @@ class SinglePairCore:
         else:
             unrealised = util = 0.0
         margin = abs(exposure) * self.margin_rate / eq_safe
-        if self.sizing:
-            out[self.market_dim :] = (exposure / (self.leverage * eq_safe), self.signal[t], unrealised / eq_safe,
-                                      util, margin, 1.0 - eq / self.peak, self.last_scale)
-        else:
-            out[self.market_dim :] = (exposure / (self.leverage * eq_safe), unrealised / eq_safe, util, margin,
-                                      1.0 - eq / self.peak, self.last_scale)
+        b = ACCOUNT_BOUND
+        frac = min(max(exposure / (self.leverage * eq_safe), -b), b)
+        tail = (min(max(unrealised / eq_safe, -b), b), min(max(util, -b), b), min(max(margin, -b), b),
+                min(max(1.0 - eq / self.peak, -b), b), min(max(self.last_scale, -b), b))
+        out[self.market_dim :] = (frac, self.signal[t], *tail) if self.sizing else (frac, *tail)
         return out
 
     def _fill(self, order: float, mid: float, spread: float, liquidity: float, sigma: float, conv: float,
               cap: float) -> tuple[float, float, float, float, float, float, float]:
-        """(filled, price, cash_delta, spread_cost, impact_cost, slippage_cost, commission)."""
+        """(filled, price, quote_delta, spread_cost, impact_cost, slippage_cost, commission)."""
         filled = max(-cap, min(order, cap))
         size = abs(filled)
         participation = size / liquidity if (math.isfinite(liquidity) and liquidity > 0) else 0.0
@@ -105,9 +105,8 @@ class SinglePairCore:
         side = (filled > 0) - (filled < 0)
         price = mid + side * (half + mid * (impact + self.slip))
         notional = size * mid * conv
-        commission = notional * self.commission_rate
-        cash_delta = -filled * price * conv - commission
-        return (filled, price, cash_delta, size * half * conv, notional * impact, notional * self.slip,
+        commission = notional * self.commission_pm * 1e-6
+        return (filled, price, -filled * price, size * half * conv, notional * impact, notional * self.slip,
                 commission)
 
     def step(self, action: float) -> tuple[float, bool, bool, dict]:
@@ -118,7 +117,7 @@ class SinglePairCore:
         eq_t = self.equity
         limit = cfg.var_limit * eq_t
         if self.sizing:
-            frac = min(max(action, 0.0), 1.0) * self.signal[t]
+            frac = min(max((action + 1.0) * 0.5, 0.0), 1.0) * self.signal[t]
         else:
             frac = min(max(action, -1.0), 1.0)
         requested = frac * (self.leverage * eq_t)
@@ -147,7 +146,8 @@ class SinglePairCore:
         carry = held * self.differential * day_fraction
         fin_cost = abs(held) * self.markup * day_fraction
         cash = self.cash + carry - fin_cost
-        eq_open = cash + units * open_n * conv_t
+        quote = self.quote
+        eq_open = cash + (units * open_n + quote) * conv_t
         gross = abs(target_units * open_n * conv_t)
         lev_limit = self.leverage * max(eq_open, 0.0)
         if gross > lev_limit:
@@ -156,7 +156,7 @@ class SinglePairCore:
         if self.shield and abs(target_units) < abs(units):
             cap = math.inf
         order = target_units - units
-        filled, price, cash_delta, spread_cost, impact_cost, slip_cost, commission = self._fill(
+        filled, price, quote_delta, spread_cost, impact_cost, slip_cost, commission = self._fill(
             order, open_n, spread_n, liq_n, sigma_t, conv_t, cap)
         new_units = units + filled
         avg = self.avg
@@ -167,8 +167,12 @@ class SinglePairCore:
         elif filled != 0 and (units * filled > 0 or units == 0):
             avg = ((units * avg if units != 0 else 0.0) + filled * price) / new_units
         units = new_units
-        cash = cash + cash_delta
-        eq = cash + units * close_n * conv_n
+        quote = quote + quote_delta
+        cash = cash - commission
+        if units == 0:  # closed: the quote leg becomes account cash (realised)
+            cash = cash + quote * conv_t
+            quote = 0.0
+        eq = cash + (units * close_n + quote) * conv_n
         margin = abs(units * close_n * conv_n) * self.margin_rate
         level = eq / margin if margin > 0 else math.inf
         stopped = level < self.stop_out
@@ -176,10 +180,14 @@ class SinglePairCore:
         if stopped:
             lf = self._fill(-units, close_n, spread_n, liq_n, sigma_t, conv_n, math.inf)
             units = units + lf[0]
-            cash = cash + lf[2]
+            quote = quote + lf[2]
+            cash = cash - lf[6]
+            if units == 0:
+                cash = cash + quote * conv_n
+                quote = 0.0
             liq_cost = lf[3] + lf[4] + lf[5] + lf[6]
             avg = math.nan
-            eq = cash + units * close_n * conv_n
+            eq = cash + (units * close_n + quote) * conv_n
             margin = abs(units * close_n * conv_n) * self.margin_rate
             level = eq / margin if margin > 0 else math.inf
 
@@ -207,7 +215,7 @@ class SinglePairCore:
         reward = reward * cfg.reward_scale
 
         self.t = n
-        self.cash, self.units, self.avg = cash, units, avg
+        self.cash, self.units, self.avg, self.quote = cash, units, avg, quote
         self.equity, self.peak, self.last_scale = eq, peak, scale
         terminated = stopped or eq <= 0
         truncated = n >= self.end and not terminated

@@ -39,7 +39,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs.config import EnvConfig
-from envs.core import BatchState, FxRiskCore
+from envs.core import BatchState, FxRiskCore, OBS_BOUND
 from envs.data import EnvData, prepare_env_data
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
@@ -120,9 +120,9 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
         self.state = BatchState.empty(self.num_envs, data.n_pairs)
         self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
         self.render_mode = None
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, shape=(self.core.obs_dim,), dtype=np.float32)
-        low = 0.0 if self.config.action_mode == "sizing" else -1.0
-        self.single_action_space = spaces.Box(low, 1.0, shape=(data.n_pairs,), dtype=np.float32)
+        self.single_observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(self.core.obs_dim,),
+                                                   dtype=np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, shape=(data.n_pairs,), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs

@@ -3,6 +3,12 @@
 Units: positions in **base-currency units** (signed: + long, − short); prices in quote
 currency per unit of base; money in the **account currency** (USD by default). Arrays
 are shaped (..., pair) so the same functions serve one environment or a batch of them.
+
+The cash legs of open positions are held in each pair's **quote currency**
+(``quote_cash``): buying 1M USDJPY at 150 books +1M USD of position and −150M JPY. Equity
+translates position plus quote leg at the current rate, so a position earns its move in
+the quote currency, converted at today's rate — not a re-translation of its notional.
+When a position is closed its quote leg is converted into account cash (realised P&L).
 """
 
 from __future__ import annotations
@@ -73,9 +79,10 @@ def exposure(units: np.ndarray, mid: np.ndarray, conv: np.ndarray) -> np.ndarray
     return units * mid * conv
 
 
-def equity(cash: np.ndarray, units: np.ndarray, mid: np.ndarray, conv: np.ndarray) -> np.ndarray:
-    """Cash plus mark-to-market value of the positions (account currency), summed over pairs."""
-    return cash + np.sum(units * mid * conv, axis=-1)
+def equity(cash: np.ndarray, units: np.ndarray, mid: np.ndarray, conv: np.ndarray,
+           quote_cash: np.ndarray | float = 0.0) -> np.ndarray:
+    """Account cash plus each pair's position and quote-currency cash leg, translated at ``conv``."""
+    return cash + np.sum((units * mid + quote_cash) * conv, axis=-1)
 
 
 def used_margin(units: np.ndarray, mid: np.ndarray, conv: np.ndarray, margin_rate: float) -> np.ndarray:

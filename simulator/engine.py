@@ -48,6 +48,7 @@ class StepResult:
     cash: np.ndarray
     units: np.ndarray
     avg_price: np.ndarray
+    quote_cash: np.ndarray       # open positions' cash legs, quote currency, per pair
     equity_before: np.ndarray
     equity: np.ndarray
     fill: Fill
@@ -90,29 +91,34 @@ def step_accounts(
     execution: ExecutionConfig,
     markup: float,
     *,
+    quote_cash: np.ndarray | None = None,
     reductions_uncapped: bool = False,
 ) -> StepResult:
     """Advance each account by one bar (see the module docstring for the timeline).
 
-    ``reductions_uncapped``: orders that shrink a position ignore the participation cap
-    (see :func:`simulator.execution.fill_caps`), as a risk shield needs.
+    ``quote_cash``: each pair's open cash leg in its quote currency (zeros when None; see
+    :mod:`simulator.account`). ``reductions_uncapped``: orders that shrink a position ignore
+    the participation cap (see :func:`simulator.execution.fill_caps`), as a risk shield needs.
     """
-    equity_before = equity(cash, units, bar.close_now, bar.conv)
+    quote = np.zeros_like(units) if quote_cash is None else quote_cash
+    equity_before = equity(cash, units, bar.close_now, bar.conv, quote)
     # 1. financing on the positions held during bar t
     held_exposure = units * bar.open_next * bar.conv
     carry, fin_cost = financing(held_exposure, bar.differential, markup, bar.days)
     cash = cash + carry.sum(axis=-1) - fin_cost.sum(axis=-1)
     # 2. trade at the open of t+1, within the leverage cap measured at that open
-    equity_open = equity(cash, units, bar.open_next, bar.conv)
+    equity_open = equity(cash, units, bar.open_next, bar.conv, quote)
     target = cap_gross_leverage(target_units, bar.open_next, bar.conv, equity_open, account.max_leverage)
     cap = fill_caps(units, target, bar.liquidity_next, execution, reductions_uncapped=reductions_uncapped)
     fill = execute(target - units, bar.open_next, bar.spread_next, bar.liquidity_next, bar.sigma, bar.conv,
                    execution, cap=cap)
     avg_price = update_average_price(units, avg_price, fill.filled, fill.price)
     units = units + fill.filled
-    cash = cash + fill.cash_delta.sum(axis=-1)
+    quote = quote + fill.quote_delta
+    cash = cash - fill.commission.sum(axis=-1)
+    cash, quote = realise_closed(cash, units, quote, bar.conv)
     # 3. mark at the close of t+1; stop out below the stop-out level
-    eq = equity(cash, units, bar.close_next, bar.conv_next)
+    eq = equity(cash, units, bar.close_next, bar.conv_next, quote)
     margin = used_margin(units, bar.close_next, bar.conv_next, account.margin_rate)
     level = margin_level(eq, margin)
     stopped = level < account.stop_out_level
@@ -122,14 +128,23 @@ def step_accounts(
         liquidation = execute(close_order, bar.close_next, bar.spread_next, bar.liquidity_next,
                               bar.sigma, bar.conv_next, execution, cap=np.full_like(units, np.inf))
         units = units + liquidation.filled
-        cash = cash + liquidation.cash_delta.sum(axis=-1)
+        quote = quote + liquidation.quote_delta
+        cash = cash - liquidation.commission.sum(axis=-1)
+        cash, quote = realise_closed(cash, units, quote, bar.conv_next)
         avg_price = np.where(stopped[..., None], np.nan, avg_price)
-        eq = equity(cash, units, bar.close_next, bar.conv_next)
+        eq = equity(cash, units, bar.close_next, bar.conv_next, quote)
         margin = used_margin(units, bar.close_next, bar.conv_next, account.margin_rate)
         level = np.where(stopped, margin_level(eq, margin), level)
     return StepResult(
-        cash=cash, units=units, avg_price=avg_price, equity_before=equity_before, equity=eq, fill=fill,
-        carry=carry, financing_cost=fin_cost, margin_level=level,
+        cash=cash, units=units, avg_price=avg_price, quote_cash=quote, equity_before=equity_before, equity=eq,
+        fill=fill, carry=carry, financing_cost=fin_cost, margin_level=level,
         margin_call=level < account.margin_call_level, stopped_out=stopped, liquidation=liquidation,
     )
 
+
+def realise_closed(cash: np.ndarray, units: np.ndarray, quote_cash: np.ndarray, conv: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Convert the quote-currency leg of every closed position into account cash at ``conv``."""
+    flat = units == 0
+    realised = np.where(flat, quote_cash * conv, 0.0)
+    return cash + realised.sum(axis=-1), np.where(flat, 0.0, quote_cash)

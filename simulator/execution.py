@@ -45,7 +45,8 @@ class Fill:
     filled: np.ndarray        # signed base units traded
     unfilled: np.ndarray      # signed base units asked for but not traded (liquidity)
     price: np.ndarray         # average fill price, quote currency (NaN where nothing traded)
-    cash_delta: np.ndarray    # change of cash, account currency, commission included
+    quote_delta: np.ndarray   # change of the pair's quote-currency cash leg: -filled × price
+    cash_delta: np.ndarray    # the same in account currency at the fill's rate, commission included
     spread_cost: np.ndarray   # half-spread paid, account currency
     impact_cost: np.ndarray   # square-root impact paid, account currency
     slippage_cost: np.ndarray
@@ -103,11 +104,13 @@ def execute(
     impact_cost = notional * impact
     slippage_cost = notional * slip
     commission = notional * config.commission_per_million * 1e-6
+    quote_delta = -filled * price
     cash_delta = -filled * price * conv - commission
     return Fill(
         filled=filled,
         unfilled=order - filled,
         price=np.where(size > 0, price, np.nan),
+        quote_delta=quote_delta,
         cash_delta=cash_delta,
         spread_cost=spread_cost,
         impact_cost=impact_cost,
