@@ -1,4 +1,8 @@
-"""The compiled core (numba) against the numpy reference core: identical trajectories."""
+"""The compiled core (numba) against the numpy reference core: the same trajectories.
+
+LLVM may contract ``a * b + c`` into one fused multiply-add, so floats agree to the last
+bits (relative 1e-12), not bit for bit; flags, counts and integer state must match exactly.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,16 @@ def market(request):
                            rng=np.random.default_rng(0)).market
 
 
+def assert_same(x, y, err_msg: str = "") -> None:
+    x, y = np.asarray(x), np.asarray(y)
+    if np.issubdtype(x.dtype, np.floating):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15, err_msg=err_msg)
+    else:
+        np.testing.assert_array_equal(x, y, err_msg=err_msg)
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_numba_core_matches_numpy_core_exactly(market, name) -> None:
+def test_numba_core_matches_numpy_core(market, name) -> None:
     kwargs = dict(CONFIGS[name])
     if name == "variance-penalty-illiquid":
         market = market.select(list(market.symbols))
@@ -46,17 +58,17 @@ def test_numba_core_matches_numpy_core_exactly(market, name) -> None:
     starts = rng.integers(data.first_step, data.last_step - 200, n)
     ref.reset_accounts(s_ref, np.arange(n), starts)
     fast.reset_accounts(s_fast, np.arange(n), starts)
-    np.testing.assert_array_equal(ref.observe(s_ref), fast.observe(s_fast))
+    assert_same(ref.observe(s_ref), fast.observe(s_fast))
     resets = 0
     for _ in range(250):
         action = rng.uniform(-1, 1, (n, data.n_pairs))
         a, b = ref.step(s_ref, action), fast.step(s_fast, action)
         for x, y in zip(a[:3], b[:3], strict=True):
-            np.testing.assert_array_equal(x, y)
+            assert_same(x, y)
         assert a[3].keys() == b[3].keys()
         for key in a[3]:
-            np.testing.assert_array_equal(np.asarray(a[3][key]), np.asarray(b[3][key]), err_msg=key)
-        np.testing.assert_array_equal(ref.observe(s_ref), fast.observe(s_fast))
+            assert_same(a[3][key], b[3][key], err_msg=key)
+        assert_same(ref.observe(s_ref), fast.observe(s_fast))
         done = np.flatnonzero(a[1] | a[2])
         if done.size:
             resets += done.size
