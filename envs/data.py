@@ -8,7 +8,7 @@ order decided at t.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,6 +49,9 @@ class EnvData:
     features: np.ndarray         # (time, n_features) float32, standardised causally
     feature_names: tuple[str, ...]
     first_step: int              # first t where every input is defined and a full window exists
+    span_end: int | None = None  # one past the last bar episodes may touch (None: every bar)
+    high: np.ndarray | None = None  # bar highs (time, pair), for range-based rules (ATR); None if absent
+    low: np.ndarray | None = None   # bar lows (time, pair)
 
     @property
     def n_bars(self) -> int:
@@ -60,8 +63,22 @@ class EnvData:
 
     @property
     def last_step(self) -> int:
-        """Last t a decision can be made at (its order fills in bar t+1)."""
-        return self.n_bars - 2
+        """Last t a decision can be made at (its order fills in bar t+1, still inside the span)."""
+        return (self.n_bars if self.span_end is None else self.span_end) - 2
+
+    def restrict(self, start: int, end: int) -> EnvData:
+        """The same arrays, with episodes confined to bars ``[start, end)``.
+
+        Why: a walk-forward split must keep training episodes off validation and test bars
+        (and vice versa) while the causal features and forecasts keep their warm-up history:
+        a decision at t reads rows <= t, its fill reads bar t+1 < ``end``.
+        """
+        end = min(int(end), self.n_bars)
+        first = max(int(start), self.first_step)
+        if end - 2 < first:
+            raise ValueError(f"span [{start}, {end}) leaves no decision bar after the warm-up "
+                             f"(first usable bar {self.first_step}, {self.n_bars} bars) — widen the span")
+        return replace(self, first_step=first, span_end=end)
 
 
 def volatility_forecaster(name: str) -> VolatilityForecaster:
@@ -156,4 +173,6 @@ def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCa
         features=np.clip(np.nan_to_num(standardised, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
         feature_names=tuple(names),
         first_step=first,
+        high=market.field_array("high"),
+        low=market.field_array("low"),
     )

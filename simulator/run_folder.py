@@ -111,6 +111,29 @@ class RunFolder:
         }
         self.write_yaml("manifest.yaml", self.manifest)
 
+    @classmethod
+    def reopen(cls, path: str | Path, argv: list[str] | None = None) -> RunFolder:
+        """An existing run folder (``<name>.partial`` or finished), to continue a killed run in it.
+
+        The manifest keeps its original entries and lists each resumption (command, revision).
+        """
+        path = Path(path)
+        manifest_path = path / "manifest.yaml"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{path}: not a run folder (no manifest.yaml) — pass a folder under runs/")
+        self = cls.__new__(cls)
+        self.root = path.parent
+        self.path = path
+        self.final_path = path.with_name(path.name.removesuffix(".partial"))
+        self.manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
+        self.manifest.setdefault("resumed", []).append({
+            "utc": _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S"),
+            "command": " ".join(argv if argv is not None else sys.argv),
+            "git_revision": git_revision(),
+        })
+        self.write_yaml("manifest.yaml", self.manifest)
+        return self
+
     def file(self, name: str) -> Path:
         return self.path / name
 

@@ -1,0 +1,68 @@
+"""One interface for every sizing policy: ``predict(observation) -> (action, state)``.
+
+Why: trained agents and rule-based baselines must be evaluated by the same loop on the same
+bars. stable-baselines3 models already answer ``predict(obs, state, episode_start,
+deterministic)``; rule-based policies answer the same call. They need raw quantities the
+standardised observation does not carry (the GARCH forecast, the VaR, prices), so they are
+*bound* to an :class:`AccountView` — the prepared market arrays, the env config and the live
+account state — and read row ``t`` of it (data <= t only, as the observation does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from envs.config import EnvConfig
+from envs.core import BatchState
+from envs.data import EnvData
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the evaluation loop calls (SB3's ``BaseAlgorithm.predict`` signature)."""
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        ...
+
+
+@dataclass(eq=False)
+class AccountView:
+    """Read-only window on the accounts a policy acts for: arrays, config, live state.
+
+    ``state.t[i]`` is the bar at which account i decides; everything a policy reads must be
+    at rows <= that bar.
+    """
+
+    data: EnvData
+    config: EnvConfig
+    state: BatchState
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.state.t
+
+    def exposure_fraction(self) -> np.ndarray:
+        """Current signed exposure per pair as a fraction of the maximum notional (N, pair)."""
+        t = self.state.t
+        exposure = self.state.units * self.data.close[t] * self.data.conv[t]
+        max_notional = self.config.account.max_leverage * np.maximum(self.state.equity, 1e-12)
+        return exposure / max_notional[:, None]
+
+
+def fraction_to_action(fraction: np.ndarray, view: AccountView) -> np.ndarray:
+    """Map a signed target exposure (fraction of max leverage, (N, pair)) to the env's action.
+
+    ``exposure`` mode: the fraction itself, clipped to [-1, 1]. ``sizing`` mode: the direction
+    is the env's momentum signal, so only the size ``|fraction|`` counts where the fraction
+    agrees with the signal (0 otherwise); the action is ``2 · size − 1``.
+    """
+    fraction = np.clip(np.asarray(fraction, dtype=np.float64), -1.0, 1.0)
+    if view.config.action_mode == "exposure":
+        return fraction.astype(np.float32)
+    signal = view.data.signal[view.state.t]
+    size = np.where(np.sign(fraction) == signal, np.abs(fraction), 0.0)
+    return (2.0 * size - 1.0).astype(np.float32)

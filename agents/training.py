@@ -1,0 +1,370 @@
+"""PPO and constrained PPO training on a walk-forward split, with validation, checkpoints and resume.
+
+The split is by date (:class:`~forecasters.base.Split`): training episodes use bars
+``[0, train_end)``, validation ``[train_end, val_end)``, test ``[val_end, T)``. Features,
+forecasts and VaR are causal (row t uses bars <= t; GARCH parameters are refit on past bars
+only), so restricting where episodes run (:meth:`EnvData.restrict`) keeps validation and test
+bars out of training; ``VecNormalize`` statistics are updated on training episodes only.
+
+A run folder holds ``config.yaml`` (resolved), ``manifest.yaml`` (command, git revision,
+library versions), ``tensorboard/``, ``checkpoints/step-N/`` (model, normalisation
+statistics, callback state), ``best_model.zip`` (best validation Sharpe), ``model.zip``,
+``normalisation.json`` and ``metrics.yaml``. ``resume`` continues a killed run from its
+last complete checkpoint, in the same folder and TensorBoard run.
+
+SB3 ``.zip`` files contain pickled objects: load only models you trained yourself.
+Normalisation statistics are plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, TradingMetricsCallback,
+                              write_json)
+from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
+from agents.hyperparams import DataConfig, TrainConfig
+from agents.lagrangian import LagrangianCostWrapper
+from envs.config import EnvConfig
+from envs.data import EnvData, prepare_env_data
+from envs.sb3 import FxRiskSB3VecEnv
+from forecasters.base import Split
+from forecasters.cache import ForecastCache
+from simulator.configuration import from_mapping
+from simulator.market import MarketData
+from simulator.metrics import bars_per_year
+from simulator.run_folder import RunFolder, atomic_write_text
+
+CHECKPOINT_PREFIX = "step-"
+
+
+# -- data ------------------------------------------------------------------------------------
+def load_market(config: DataConfig) -> MarketData:
+    """The market a training config names (generated sources use ``data_seed``)."""
+    if config.source == "sample":
+        from simulator.sample import load_sample
+
+        return load_sample()
+    rng = np.random.default_rng(config.data_seed)
+    if config.source == "synthetic":
+        from simulator.synthetic import default_config, generate_market
+
+        return generate_market(default_config(config.symbols), config.n_bars, rng=rng).market
+    if config.source == "planted_edge":
+        from simulator.planted_edge import planted_edge_market
+
+        return planted_edge_market(config.n_bars, rng=rng).market
+    from simulator.csv_loader import load_csv
+
+    return load_csv(config.csv_path, fmt=config.csv_preset, symbol=config.symbols[0])
+
+
+@dataclass(frozen=True, eq=False)
+class SplitData:
+    """The prepared arrays once, and the three date spans episodes may run in."""
+
+    market: MarketData
+    split: Split
+    full: EnvData
+    train: EnvData
+    validation: EnvData
+    test: EnvData
+
+    def span(self, name: str) -> EnvData:
+        if name not in ("train", "validation", "test"):
+            raise ValueError(f"split must be 'train', 'validation' or 'test', got {name!r}")
+        return getattr(self, name)
+
+    def dates(self) -> dict[str, str]:
+        idx = self.market.index
+        s = self.split
+        return {"train": f"{idx[0]} .. {idx[s.train_end - 1]}", "validation": f"{idx[s.train_end]} .. "
+                f"{idx[s.val_end - 1]}", "test": f"{idx[s.val_end]} .. {idx[-1]}"}
+
+
+def split_data(market: MarketData, env: EnvConfig, data: DataConfig, *, cache: ForecastCache | None = None
+               ) -> SplitData:
+    """Prepare the env arrays for ``market`` and confine episodes to train / validation / test spans."""
+    split = Split.by_fraction(len(market), data.train, data.validation)
+    full = prepare_env_data(market, env, cache=cache)
+    if full.first_step + env.window >= split.train_end:
+        raise ValueError(f"the warm-up ({full.first_step} bars of features, forecasts and VaR) leaves no training "
+                         f"bars before {market.index[split.train_end]} — use longer data or a smaller var_window")
+    return SplitData(market=market, split=split, full=full, train=full.restrict(0, split.train_end),
+                     validation=full.restrict(split.train_end, split.val_end),
+                     test=full.restrict(split.val_end, len(market)))
+
+
+# -- normalisation statistics (JSON, no pickle) ------------------------------------------------
+def normalisation_state(vecnorm: VecNormalize) -> dict[str, Any]:
+    return {
+        "obs_mean": vecnorm.obs_rms.mean.tolist(), "obs_var": vecnorm.obs_rms.var.tolist(),
+        "obs_count": float(vecnorm.obs_rms.count), "ret_mean": float(vecnorm.ret_rms.mean),
+        "ret_var": float(vecnorm.ret_rms.var), "ret_count": float(vecnorm.ret_rms.count),
+        "clip_obs": vecnorm.clip_obs, "clip_reward": vecnorm.clip_reward, "gamma": vecnorm.gamma,
+        "epsilon": vecnorm.epsilon, "norm_reward": vecnorm.norm_reward,
+    }
+
+
+def restore_normalisation(vecnorm: VecNormalize, state: dict[str, Any]) -> None:
+    vecnorm.obs_rms.mean = np.asarray(state["obs_mean"], dtype=np.float64)
+    vecnorm.obs_rms.var = np.asarray(state["obs_var"], dtype=np.float64)
+    vecnorm.obs_rms.count = float(state["obs_count"])
+    vecnorm.ret_rms.mean = np.float64(state["ret_mean"])
+    vecnorm.ret_rms.var = np.float64(state["ret_var"])
+    vecnorm.ret_rms.count = float(state["ret_count"])
+
+
+def normaliser_from_state(state: dict[str, Any]) -> ObservationNormaliser:
+    return ObservationNormaliser(np.asarray(state["obs_mean"]), np.asarray(state["obs_var"]), state["clip_obs"],
+                                 state["epsilon"])
+
+
+def load_trained_policy(model_path: str | Path, normalisation_path: str | Path | None = None,
+                        name: str = "ppo") -> TrainedPolicy:
+    """A saved model (SB3 zip: load only your own) and its JSON normalisation statistics."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path}: no such model file — pass a run folder's model.zip or best_model.zip")
+    if normalisation_path is None:
+        guess = model_path.with_name(model_path.stem.replace("model", "normalisation") + ".json")
+        normalisation_path = guess if guess.is_file() else None
+    model = _algorithm_class(model_path).load(model_path, device="cpu")
+    normaliser = None
+    if normalisation_path is not None:
+        normaliser = normaliser_from_state(json.loads(Path(normalisation_path).read_text()))
+    return TrainedPolicy(model, normaliser, name=name)
+
+
+def _algorithm_class(model_path: Path) -> type:
+    """PPO, or RecurrentPPO when the run that saved it was recurrent (read from its config)."""
+    config_path = model_path.parent / "config.yaml"
+    if not config_path.is_file():
+        config_path = model_path.parent.parent.parent / "config.yaml"  # checkpoints/step-N/model.zip
+    if config_path.is_file():
+        raw = yaml.safe_load(config_path.read_text()) or {}
+        if (raw.get("ppo") or {}).get("recurrent"):
+            from sb3_contrib import RecurrentPPO
+
+            return RecurrentPPO
+    return PPO
+
+
+# -- the trainer -----------------------------------------------------------------------------
+class Trainer:
+    """One training run in one run folder; ``run()`` trains to ``total_timesteps`` (or resumes)."""
+
+    def __init__(self, config: TrainConfig, folder: RunFolder, *, cache: ForecastCache | None = None,
+                 progress: bool = True, log: Any = print) -> None:
+        self.config = config
+        self.folder = folder
+        self.progress = progress
+        self.log = log
+        torch.set_num_threads(config.ppo.torch_threads)
+        market = load_market(config.data)
+        self.data = split_data(market, config.env, config.data, cache=cache)
+        self.bars_per_year = bars_per_year(self.data.full.index)
+        self.eval_history: list[dict[str, float]] = []
+        self.best_score = -np.inf
+        self.lagrange_history: list[dict[str, float]] = []
+        self.venv, self.vecnorm, self.lagrangian = self._make_env()
+        self.model: Any = None
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    def _make_env(self) -> tuple[VecEnv, VecNormalize, LagrangianCostWrapper | None]:
+        cfg = self.config
+        base = FxRiskSB3VecEnv(cfg.n_envs, data=self.data.train, config=cfg.env)
+        base.seed(cfg.seed)
+        lagrangian = LagrangianCostWrapper(base, cfg.lagrange) if cfg.lagrange.enabled else None
+        vecnorm = VecNormalize(lagrangian or base, norm_obs=True, norm_reward=cfg.reward_normalisation,
+                               clip_obs=10.0, gamma=cfg.ppo.gamma)
+        return vecnorm, vecnorm, lagrangian
+
+    def _new_model(self) -> Any:
+        p = self.config.ppo
+        kwargs = dict(learning_rate=p.learning_rate, n_steps=p.n_steps, batch_size=p.batch_size, n_epochs=p.n_epochs,
+                      gamma=p.gamma, gae_lambda=p.gae_lambda, clip_range=p.clip_range, ent_coef=p.ent_coef,
+                      vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm, target_kl=p.target_kl,
+                      policy_kwargs=dict(net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)),
+                                         log_std_init=p.log_std_init),
+                      tensorboard_log=str(self.path / "tensorboard"), seed=self.config.seed, device="cpu", verbose=0)
+        if p.recurrent:
+            from sb3_contrib import RecurrentPPO
+
+            return RecurrentPPO("MlpLstmPolicy", self.venv, **kwargs)
+        return PPO("MlpPolicy", self.venv, **kwargs)
+
+    # -- validation and checkpoints ----------------------------------------------------------
+    def current_policy(self) -> TrainedPolicy:
+        return TrainedPolicy(self.model, normaliser_from_state(normalisation_state(self.vecnorm)))
+
+    def validate(self, callback: PeriodicCallback | None = None) -> dict[str, float]:
+        """Deterministic run over the whole validation span; keeps the best model by Sharpe."""
+        result = run_policy(self.current_policy(), self.data.validation, evaluation_config(self.config.env),
+                            label="ppo")
+        row = result.summary.iloc[0].to_dict()
+        scores = {k: float(row[k]) for k in ("sharpe_ratio", "total_return", "max_drawdown", "breach_rate",
+                                            "costs_paid", "turnover_x_equity")}
+        scores["timesteps"] = int(self.model.num_timesteps)
+        self.eval_history.append(scores)
+        logger = self.model.logger
+        for key, value in scores.items():
+            if key != "timesteps":
+                logger.record(f"eval/val_{key}", value)
+        sharpe = scores["sharpe_ratio"]
+        if np.isfinite(sharpe) and sharpe > self.best_score:
+            self.best_score = sharpe
+            self._save_model(self.path / "best_model.zip", self.path / "best_normalisation.json")
+            logger.record("eval/best_val_sharpe", sharpe)
+        self.log(f"  validation at {scores['timesteps']:,} steps: Sharpe {sharpe:.2f}, "
+                 f"return {scores['total_return']:+.2%}, best {self.best_score:.2f}")
+        return scores
+
+    def _save_model(self, model_path: Path, norm_path: Path) -> None:
+        tmp = model_path.with_name(f".{model_path.name}.tmp.zip")
+        self.model.save(tmp)
+        os.replace(tmp, model_path)
+        write_json(norm_path, normalisation_state(self.vecnorm))
+
+    def checkpoint(self, callback: PeriodicCallback | None = None) -> Path:
+        """Write ``checkpoints/step-N`` completely under a temporary name, then rename it."""
+        steps = int(self.model.num_timesteps)
+        root = self.path / "checkpoints"
+        final = root / f"{CHECKPOINT_PREFIX}{steps:010d}"
+        if final.exists():
+            return final
+        tmp = root / f".{final.name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self._save_model(tmp / "model.zip", tmp / "normalisation.json")
+        write_json(tmp / "state.json", {
+            "timesteps": steps, "best_score": self.best_score, "eval_history": self.eval_history,
+            "lagrange_multiplier": self.lagrangian.multiplier if self.lagrangian else None,
+            "lagrange_history": self._lagrange_callback.history if self._lagrange_callback else [],
+        })
+        os.replace(tmp, final)
+        return final
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, *, resume: bool = False) -> dict[str, Any]:
+        cfg = self.config
+        checkpoint = latest_checkpoint(self.path) if resume else None
+        self._lagrange_callback = LagrangeCallback(self.lagrangian) if self.lagrangian else None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            self.log(f"resuming from {checkpoint.name} ({self.model.num_timesteps:,} of {cfg.total_timesteps:,} steps)")
+        else:
+            self.model = self._new_model()
+        callbacks = [TradingMetricsCallback(self.bars_per_year),
+                     PeriodicCallback(cfg.eval_every, self.validate),
+                     PeriodicCallback(cfg.checkpoint_every, self.checkpoint, at_end=False)]
+        if self._lagrange_callback:
+            callbacks.insert(1, self._lagrange_callback)
+        if self.progress:
+            callbacks.append(ProgressBarCallback(cfg.total_timesteps))
+        remaining = cfg.total_timesteps - int(self.model.num_timesteps)
+        start = time.perf_counter()
+        if remaining > 0:
+            self.model.learn(remaining, callback=CallbackList(callbacks), tb_log_name="ppo",
+                             reset_num_timesteps=checkpoint is None)
+        elapsed = time.perf_counter() - start
+        self._save_model(self.path / "model.zip", self.path / "normalisation.json")
+        if not (self.path / "best_model.zip").exists():
+            self.validate()
+        metrics = {
+            "timesteps": int(self.model.num_timesteps),
+            "train_seconds_this_session": round(elapsed, 2),
+            "timesteps_per_second_this_session": round(remaining / elapsed, 1) if elapsed > 0 and remaining > 0 else None,
+            "best_validation_sharpe": float(self.best_score),
+            "validation": self.eval_history,
+            "splits": self.data.dates(),
+        }
+        if self.lagrangian is not None:
+            metrics["lagrange_multiplier"] = self.lagrangian.multiplier
+            metrics["lagrange_history"] = self._lagrange_callback.history
+        self.folder.write_yaml("metrics.yaml", _plain(metrics))
+        return metrics
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = json.loads((checkpoint / "state.json").read_text())
+        restore_normalisation(self.vecnorm, json.loads((checkpoint / "normalisation.json").read_text()))
+        cls = _algorithm_class(checkpoint / "model.zip")
+        self.model = cls.load(checkpoint / "model.zip", env=self.venv, device="cpu",
+                              tensorboard_log=str(self.path / "tensorboard"))
+        self.best_score = float(state["best_score"])
+        self.eval_history = list(state["eval_history"])
+        if self.lagrangian is not None and state.get("lagrange_multiplier") is not None:
+            self.lagrangian.multiplier = float(state["lagrange_multiplier"])
+            self._lagrange_callback.history = list(state.get("lagrange_history", []))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete ``checkpoints/step-N`` folder (partial ones are ignored)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)
+                  and (p / "state.json").is_file())
+    return done[-1] if done else None
+
+
+def train(config: TrainConfig, *, runs_root: str | Path = "runs", argv: list[str] | None = None,
+          cache: ForecastCache | None = None, progress: bool = True, log: Any = print) -> Path:
+    """Train in a fresh run folder (``runs/train-<name>-<UTC time>``); returns the finished folder."""
+    folder = RunFolder(runs_root, f"train-{config.name}", config=config.to_dict(), argv=argv)
+    folder.write_yaml("config.yaml", config.to_dict())
+    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log)
+    log(f"run folder: {folder.path}")
+    log(f"splits: {trainer.data.dates()}")
+    trainer.run()
+    return folder.finish()
+
+
+def resume(run_dir: str | Path, *, cache: ForecastCache | None = None, progress: bool = True,
+           log: Any = print) -> Path:
+    """Continue the run in ``run_dir`` (``.partial`` or finished) from its last checkpoint."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a training run folder (no config.yaml) — pass the folder "
+                                f"train.py printed")
+    config = from_mapping(TrainConfig, yaml.safe_load(config_path.read_text()), source=str(config_path))
+    folder = RunFolder.reopen(run_dir)
+    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log)
+    trainer.run(resume=True)
+    return folder.finish()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    """A copy with top-level fields replaced (command-line overrides such as ``total_timesteps``)."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+__all__ = ["SplitData", "Trainer", "atomic_write_text", "latest_checkpoint", "load_market", "load_trained_policy",
+           "resume", "split_data", "train", "with_overrides"]

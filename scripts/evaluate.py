@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Evaluate a trained agent or a rule-based baseline on the test split, deterministically.
+
+The market, split and environment come from a training run's config.yaml (``--model RUN_DIR``)
+or a training YAML (``--config``, default agents/hyperparams/ppo_default.yaml). One episode
+runs over the whole split (no random start). Writes steps.csv (per step: equity, positions,
+VaR and its limit and utilisation, costs, fills, margin) and summary.csv / summary.yaml
+(return, volatility, Sharpe, Sortino, drawdown, CVaR, VaR exceptions, breach rate, costs,
+turnover) to a fresh folder runs/evaluate-<policy>-<UTC time>/.
+
+Examples:
+    python scripts/evaluate.py --model runs/train-ppo-sample-20261201-120000
+    python scripts/evaluate.py --model runs/train-ppo-sample-20261201-120000/model.zip --split validation
+    python scripts/evaluate.py --baseline vol_target
+    python scripts/evaluate.py --baseline fixed_fraction --param leverage=2 --config agents/hyperparams/ppo_planted_edge.yaml
+    python scripts/evaluate.py --list-baselines
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agents.baselines import BASELINES, make_baseline  # noqa: E402
+from agents.evaluation import evaluation_config, run_policy  # noqa: E402
+from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
+from agents.training import load_market, load_trained_policy, split_data  # noqa: E402
+from simulator.configuration import from_mapping  # noqa: E402
+from simulator.errors import ConfigError, DataError  # noqa: E402
+from simulator.run_folder import RunFolder  # noqa: E402
+
+
+def parse_params(items: list[str]) -> dict[str, float | str]:
+    out: dict[str, float | str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. --param leverage=2")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def resolve_model(path: Path) -> tuple[Path, Path]:
+    """(model zip, run folder) from a run folder or a model file."""
+    if path.is_dir():
+        for name in ("best_model.zip", "model.zip"):
+            if (path / name).is_file():
+                return path / name, path
+        raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — is this a finished training run folder?")
+    return path, path.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--model", type=Path, help="training run folder (uses best_model.zip) or a model .zip")
+    who.add_argument("--baseline", choices=sorted(BASELINES), help="a rule-based sizing baseline")
+    who.add_argument("--list-baselines", action="store_true", help="list the baselines and exit")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="baseline parameter (repeatable)")
+    parser.add_argument("--config", type=Path, help="training YAML naming data and env (default: the model's run "
+                        "config, else agents/hyperparams/ppo_default.yaml)")
+    parser.add_argument("--split", choices=("test", "validation", "train"), default="test")
+    parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+    args = parser.parse_args(argv)
+    if args.list_baselines:
+        for name, cls in sorted(BASELINES.items()):
+            print(f"{name:18s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    if args.model is None and args.baseline is None:
+        parser.error("give --model RUN_DIR or --baseline NAME (see --list-baselines)")
+    try:
+        if args.model is not None:
+            model_path, run_dir = resolve_model(args.model)
+            config_path = args.config or run_dir / "config.yaml"
+            if not config_path.is_file():
+                raise FileNotFoundError(f"{config_path}: no training config next to the model — pass --config")
+            policy = load_trained_policy(model_path, name="ppo")
+            label = f"ppo:{run_dir.name}"
+        else:
+            config_path = args.config or DEFAULT_CONFIG
+            policy = make_baseline(args.baseline, **parse_params(args.param))
+            label = args.baseline
+        config = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
+        data = split_data(load_market(config.data), config.env, config.data)
+        result = run_policy(policy, data.span(args.split), evaluation_config(config.env), label=label)
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    resolved = {"policy": label, "split": args.split, "dates": data.dates()[args.split],
+                "training_config": config.to_dict(), "baseline_params": parse_params(args.param)}
+    with RunFolder(args.out, f"evaluate-{label.split(':')[0]}", config=resolved,
+                   argv=sys.argv if argv is None else ["evaluate.py", *argv]) as folder:
+        folder.write_csv("steps.csv", result.records, index=False)
+        folder.write_csv("summary.csv", result.summary, index=False)
+        summary = {k: (v.item() if hasattr(v, "item") else v) for k, v in result.summary.iloc[0].to_dict().items()}
+        folder.write_yaml("summary.yaml", summary)
+    print(f"{label} on the {args.split} split ({data.dates()[args.split]}):")
+    for key in ("total_return", "annualised_volatility", "sharpe_ratio", "sortino_ratio", "max_drawdown", "cvar",
+                "var_exceptions", "var_exception_rate", "breach_rate", "time_over_limit", "costs_paid",
+                "turnover_x_equity", "stop_outs"):
+        if key in summary:
+            value = summary[key]
+            print(f"  {key:16s} {value:.4f}" if isinstance(value, float) else f"  {key:16s} {value}")
+    print(f"run folder: {folder.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
