@@ -31,7 +31,7 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, TradingMetricsCallback,
                               write_json)
@@ -191,8 +191,9 @@ class Trainer:
         cfg = self.config
         base = FxRiskSB3VecEnv(cfg.n_envs, data=self.data.train, config=cfg.env)
         base.seed(cfg.seed)
-        lagrangian = LagrangianCostWrapper(base, cfg.lagrange) if cfg.lagrange.enabled else None
-        vecnorm = VecNormalize(lagrangian or base, norm_obs=True, norm_reward=cfg.reward_normalisation,
+        monitored = VecMonitor(base)  # rollout/ep_rew_mean, ep_len_mean: the env's own reward
+        lagrangian = LagrangianCostWrapper(monitored, cfg.lagrange) if cfg.lagrange.enabled else None
+        vecnorm = VecNormalize(lagrangian or monitored, norm_obs=True, norm_reward=cfg.reward_normalisation,
                                clip_obs=10.0, gamma=cfg.ppo.gamma)
         return vecnorm, vecnorm, lagrangian
 
