@@ -210,7 +210,7 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
         eq = c + mtm
         margin = gross * prm[P_MARGIN_RATE]
         level = eq / margin if margin > 0 else math.inf
-        stopped = level < prm[P_STOP_OUT]
+        stopped = level < prm[P_STOP_OUT] or eq <= 0  # a gap can wipe out a flat-after-cap account
         liq_cost = 0.0
         if stopped:
             liq_delta = 0.0

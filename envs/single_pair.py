@@ -175,7 +175,7 @@ class SinglePairCore:
         eq = cash + (units * close_n + quote) * conv_n
         margin = abs(units * close_n * conv_n) * self.margin_rate
         level = eq / margin if margin > 0 else math.inf
-        stopped = level < self.stop_out
+        stopped = level < self.stop_out or eq <= 0
         liq_cost = 0.0
         if stopped:
             lf = self._fill(-units, close_n, spread_n, liq_n, sigma_t, conv_n, math.inf)

@@ -271,15 +271,17 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate one scenario file (YAML); every problem is a one-line :class:`ScenarioError`."""
     path = Path(path)
     file = str(path)
+    if not path.is_file():
+        raise ScenarioError(file, "<root>", "no such scenario file", "check the path, or give a library name")
     try:
         data = load_yaml(path)
     except ConfigError as err:
+        # load_yaml says "<file>, line N: problem — hint" (or "<file>: problem — hint").
         text = str(err)
-        text = text[len(file) + 1:].strip() if text.startswith(file) else text
-        where, _, rest = text.partition(":")
-        problem, _, hint = rest.strip().partition(" — ")
-        field_ = where.strip() if where.strip().startswith("line") else "<root>"
-        if not field_.startswith("line"):
-            problem, hint = text, ""
-        raise ScenarioError(file, field_, problem or text, hint or "fix the YAML syntax") from None
+        text = text[len(file):].lstrip(",: ") if text.startswith(file) else text
+        where, sep, rest = text.partition(": ")
+        if not (sep and where.startswith("line")):
+            where, rest = "<root>", text
+        problem, _, hint = rest.partition(" — ")
+        raise ScenarioError(file, where, problem.strip() or "invalid YAML", hint.strip() or "fix the YAML syntax") from None
     return parse_scenario(data, file=file, default_name=path.stem)

@@ -117,11 +117,12 @@ def step_accounts(
     quote = quote + fill.quote_delta
     cash = cash - fill.commission.sum(axis=-1)
     cash, quote = realise_closed(cash, units, quote, bar.conv)
-    # 3. mark at the close of t+1; stop out below the stop-out level
+    # 3. mark at the close of t+1; stop out below the stop-out level, or when a gap wiped the
+    #    equity out (the leverage cap may have closed the position at the gapped open already)
     eq = equity(cash, units, bar.close_next, bar.conv_next, quote)
     margin = used_margin(units, bar.close_next, bar.conv_next, account.margin_rate)
     level = margin_level(eq, margin)
-    stopped = level < account.stop_out_level
+    stopped = (level < account.stop_out_level) | (eq <= 0)
     liquidation = None
     if np.any(stopped):
         close_order = np.where(stopped[..., None], -units, 0.0)

@@ -250,3 +250,18 @@ def test_default_config_is_the_bundled_sample_in_sizing_mode() -> None:
     cfg = TrainConfig.from_yaml(DEFAULT_CONFIG)
     assert cfg.data == DataConfig(source="sample", train=0.6, validation=0.2)
     assert cfg.env.action_mode == "sizing" and cfg.env.var_mode == "shield"
+
+
+def test_recurrent_ppo_option_trains_saves_and_evaluates(tmp_path) -> None:
+    base = tiny_config(total_timesteps=1024, eval_every=10**6, checkpoint_every=512)
+    cfg = replace(base, name="recurrent", ppo=replace(base.ppo, recurrent=True, n_steps=64, batch_size=128))
+    folder = RunFolder(tmp_path, "t", config=cfg.to_dict())
+    folder.write_yaml("config.yaml", cfg.to_dict())
+    trainer = Trainer(cfg, folder, progress=False, log=lambda *_: None)
+    trainer.run()
+    path = folder.finish()
+    assert type(trainer.model).__name__ == "RecurrentPPO"
+    policy = load_trained_policy(path / "model.zip")
+    assert type(policy.model).__name__ == "RecurrentPPO"
+    result = run_policy(policy, trainer.data.test, evaluation_config(cfg.env))
+    assert len(result.records) > 100 and np.isfinite(result.summary["total_return"]).all()

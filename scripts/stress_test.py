@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Run sizing policies through liquidity stress scenarios: policies × scenarios × seeds.
+
+Every policy (trained models given with --model, and the rule-based baselines) runs
+deterministically over the test split of each stressed market; the scenario is applied to a
+copy of the market (the seed places random stress windows and draws the scenario's own
+randomness). Cells run in parallel on the available cores. Each cell writes its per-step
+records and metrics to a fresh run folder runs/stress-<UTC time>/ (``.partial`` until all
+cells finish); results.csv is the tidy table (one row per policy, scenario and seed: return,
+volatility, Sharpe, Sortino, max drawdown, CVaR 95%, worst bar, VaR exceptions versus
+nominal, time over the limit, margin calls, stop-outs, turnover, costs). An interrupted run
+continues with --resume RUN_DIR without recomputing finished cells. Then:
+python scripts/compare.py RUN_DIR builds the report.
+
+The market, split and environment (action mode, VaR limit and mode, costs) come from a
+training config: the first --model's run config.yaml, else --config (default
+agents/hyperparams/ppo_default.yaml: the bundled EURUSD 2017 sample, 60/20/20 by date).
+
+Examples:
+    python scripts/stress_test.py --list
+    python scripts/stress_test.py                                   # every baseline, every scenario, seeds 0 1 2
+    python scripts/stress_test.py --model ppo=runs/train-ppo-sample-20261201-120000 --seeds 0 1 2 3 4
+    python scripts/stress_test.py --scenarios baseline spread_x10 snb_2015 --baselines flat vol_target
+    python scripts/stress_test.py --scenario-dir my_scenarios/ --scenarios my_crash
+    python scripts/stress_test.py --resume runs/stress-20261201-120000.partial
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agents.baselines import BASELINES  # noqa: E402
+from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
+from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
+from simulator.configuration import from_mapping, to_mapping  # noqa: E402
+from simulator.errors import ConfigError, DataError  # noqa: E402
+from simulator.run_folder import RunFolder  # noqa: E402
+
+
+def model_spec(text: str) -> tuple[PolicySpec, Path]:
+    """``[NAME=]PATH`` (run folder or .zip) → an agent spec and the run folder holding config.yaml."""
+    name, sep, path_text = text.partition("=")
+    path = Path(path_text if sep else name)
+    if not sep:
+        name = "ppo"
+    if path.is_dir():
+        for candidate in ("best_model.zip", "model.zip"):
+            if (path / candidate).is_file():
+                return PolicySpec(name=name, kind="agent", model_path=str(path / candidate)), path
+        raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — pass a finished training run folder")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model — pass a training run folder or its model .zip")
+    return PolicySpec(name=name, kind="agent", model_path=str(path)), path.parent
+
+
+def plan_to_dict(plan: StressPlan) -> dict:
+    return {"training": plan.training.to_dict(), "policies": [to_mapping(p) for p in plan.policies],
+            "scenarios": list(plan.scenarios), "seeds": list(plan.seeds), "split": plan.split,
+            "scenario_dirs": list(plan.scenario_dirs)}
+
+
+def plan_from_dict(data: dict, source: str) -> StressPlan:
+    training = from_mapping(TrainConfig, data["training"], source=source)
+    policies = tuple(PolicySpec(**p) for p in data["policies"])
+    return StressPlan(training=training, policies=policies, scenarios=tuple(data["scenarios"]),
+                      seeds=tuple(data["seeds"]), split=data["split"], scenario_dirs=tuple(data["scenario_dirs"]))
+
+
+def build_plan(args: argparse.Namespace) -> StressPlan:
+    from scenarios import get_scenario, list_scenarios
+
+    agents, config_path = [], args.config
+    for text in args.model:
+        spec, run_dir = model_spec(text)
+        agents.append(spec)
+        if config_path is None and (run_dir / "config.yaml").is_file():
+            config_path = run_dir / "config.yaml"
+    config_path = config_path or DEFAULT_CONFIG
+    training = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
+    baselines = [] if args.no_baselines else (args.baselines or sorted(BASELINES))
+    unknown = sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; available: {', '.join(sorted(BASELINES))}")
+    policies = tuple(agents) + tuple(PolicySpec(name=b, kind="baseline", baseline=b) for b in baselines)
+    dirs = tuple(str(d) for d in args.scenario_dir)
+    if args.scenarios:
+        names = tuple(get_scenario(s, dirs).name if not Path(s).suffix else str(Path(s).resolve())
+                      for s in args.scenarios)
+    else:
+        names = tuple(s.name for s in list_scenarios(dirs))
+    return StressPlan(training=training, policies=policies, scenarios=names, seeds=tuple(args.seeds),
+                      split=args.split, scenario_dirs=dirs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--list", action="store_true", help="list the scenarios (shipped and --scenario-dir) and exit")
+    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
+                        help="a trained agent: run folder or model .zip (repeatable)")
+    parser.add_argument("--baselines", nargs="+", metavar="NAME", help=f"baselines to run (default all: "
+                        f"{', '.join(sorted(BASELINES))})")
+    parser.add_argument("--no-baselines", action="store_true", help="run the models only")
+    parser.add_argument("--scenarios", nargs="+", metavar="NAME", help="scenario names or YAML paths (default all)")
+    parser.add_argument("--scenario-dir", action="append", default=[], type=Path, metavar="DIR",
+                        help="a folder of your own scenario YAML files (repeatable; also $FXRISK_SCENARIOS)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--split", choices=("test", "validation"), default="test")
+    parser.add_argument("--config", type=Path, help="training YAML naming data and env (default: the first model's "
+                        "run config, else agents/hyperparams/ppo_default.yaml)")
+    parser.add_argument("--workers", type=int, help="parallel processes (default: the number of cores)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted stress run")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    command = sys.argv if argv is None else ["stress_test.py", *argv]
+    try:
+        from scenarios import list_scenarios
+
+        if args.list:
+            for s in list_scenarios(tuple(str(d) for d in args.scenario_dir)):
+                print(f"{s.name:20s} {s.description}")
+            return 0
+        if args.resume is not None:
+            plan_path = args.resume / "plan.yaml"
+            if not plan_path.is_file():
+                raise FileNotFoundError(f"{args.resume}: not a stress run folder (no plan.yaml) — pass the folder "
+                                        f"stress_test.py printed")
+            plan = plan_from_dict(yaml.safe_load(plan_path.read_text()), str(plan_path))
+            folder = RunFolder.reopen(args.resume, argv=command)
+        else:
+            plan = build_plan(args)
+            folder = RunFolder(args.out, "stress", config=plan_to_dict(plan), argv=command)
+            folder.write_yaml("plan.yaml", plan_to_dict(plan))
+        todo = pending_cells(plan, folder.path)
+        total = len(plan.policies) * len(plan.scenarios) * len(plan.seeds)
+        remaining = sum(len(v) for v in todo.values())
+        print(f"stress test: {len(plan.policies)} policies x {len(plan.scenarios)} scenarios x {len(plan.seeds)} "
+              f"seeds = {total} cells ({total - remaining} already done) -> {folder.path}")
+        bar = tqdm(total=remaining, unit="cell", desc="stress", disable=args.no_progress, dynamic_ncols=True)
+        results = run_plan(plan, folder.path, workers=args.workers, on_cell=bar.update,
+                           log=lambda m: tqdm.write(m))
+        bar.close()
+        if results.empty:
+            raise ValueError("no cell produced results (every scenario was skipped) — see the messages above")
+        folder.write_csv("results.csv", results, index=False)
+        path = folder.finish()
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    headline = (results[results.scenario != "baseline"].groupby("policy")[["sharpe_ratio", "max_drawdown",
+                "breach_rate", "stop_outs", "costs_paid"]].mean().sort_values("sharpe_ratio", ascending=False))
+    if not headline.empty:
+        print("stressed scenarios, mean over scenarios and seeds:")
+        print(headline.to_string(float_format=lambda x: f"{x:.3f}"))
+    print(f"results: {path / 'results.csv'}")
+    print(f"report:  python scripts/compare.py {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
