@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/data_summary.py
+	$(PY) scripts/main_job.py
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

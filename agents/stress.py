@@ -134,7 +134,7 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
     eval_cfg = evaluation_config(stressed.env_config)
     index = stressed.market.index
     window = stressed.window
-    has_window = window is not None and window[1] > window[0]
+    has_window = bool(scenario.transforms) and window is not None and window[1] > window[0]
     rows = []
     specs = {p.name: p for p in plan.policies}
     for name in policies:

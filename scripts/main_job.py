@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""The main job: the whole FX Risk Gym pipeline on the embedded default data, in one command.
+
+1. data       the bundled EURUSD 2017 sample, a calibrated synthetic series and a 3-pair market
+2. forecasts  EWMA / GARCH family / LSTM-GRU volatility, VaR/ES models and their backtests
+3. training   PPO under the VaR shield, and the Lagrangian (constrained) PPO, on the sample's
+              training span (60%), best model chosen on the validation span (20%)
+4. stress     both agents and every rule-based baseline × every shipped scenario × 3 seeds on
+              the untouched test span (20%)
+5. report     ranking with bootstrap CIs, paired test of the best agent against the best
+              baseline, deflated Sharpe, heatmaps, curves (HTML + Markdown + PNG)
+
+Everything goes to one fresh folder runs/main-<UTC time>/ (each step in its own run folder
+inside it). Ends with the path of the report and its headline table.
+
+Examples:
+    python scripts/main_job.py
+    python scripts/main_job.py --timesteps 400000 --seeds 0 1 2 3 4
+    python scripts/main_job.py --quick          # a smoke run: tiny budgets, a few scenarios
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agents.hyperparams import HYPERPARAMS_DIR  # noqa: E402
+from simulator.run_folder import RunFolder  # noqa: E402
+
+QUICK_SCENARIOS = ("baseline", "spread_x10", "snb_2015", "vol_shock")
+
+
+def script(name: str):
+    """A sibling script as a module (each keeps its own ``main(argv)``)."""
+    spec = importlib.util.spec_from_file_location(f"fxrisk_script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def newest(folder: Path, prefix: str) -> Path:
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(prefix)
+                   and not p.name.endswith(".partial"))
+    if not found:
+        raise RuntimeError(f"{folder}: no finished {prefix}* run folder — the step above failed")
+    return found[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--timesteps", type=int, help="PPO timesteps per agent (default: the YAML's, 200,000)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stress-test seeds (default 0 1 2)")
+    parser.add_argument("--workers", type=int, help="stress-test processes (default: the number of cores)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 8,192 timesteps, 4 scenarios, 1 seed, "
+                        "no neural forecasters")
+    args = parser.parse_args(argv)
+    command = sys.argv if argv is None else ["main_job.py", *argv]
+    timesteps = 8192 if args.quick else args.timesteps
+    seeds = [0] if args.quick else args.seeds
+    start = time.perf_counter()
+
+    def step(n: int, title: str) -> None:
+        print(f"\n[{n}/5] {title}  ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
+
+    folder = RunFolder(args.out, "main", config={"timesteps": timesteps, "seeds": seeds, "quick": args.quick},
+                       argv=command)
+    root = folder.path
+    step(1, "data: bundled EURUSD 2017 sample, calibrated synthetic series, 3-pair market")
+    rc = script("data_summary").main(["--out", str(root)] + (["--years", "0.5"] if args.quick else []))
+    if rc:
+        return rc
+    step(2, "forecasts: volatility models, VaR/ES, backtests on the sample's test span")
+    rc = script("forecast_report").main(["--out", str(root)] + (["--no-neural"] if args.quick else []))
+    if rc:
+        return rc
+    models = []
+    for name, config in (("ppo", "ppo_default.yaml"), ("ppo_lagrangian", "ppo_constrained.yaml")):
+        step(3, f"training: {name} ({config})")
+        train_args = ["--config", str(HYPERPARAMS_DIR / config), "--out", str(root / "training")]
+        if timesteps:
+            train_args += ["--timesteps", str(timesteps)]
+        rc = script("train").main(train_args)
+        if rc:
+            return rc
+        prefix = "train-" + ("ppo-sample" if name == "ppo" else "ppo-lagrangian")
+        models.append(f"{name}={newest(root / 'training', prefix)}")
+    step(4, "stress tests: agents and baselines x scenarios x seeds on the test span")
+    stress_args = ["--out", str(root), "--seeds", *map(str, seeds)]
+    for model in models:
+        stress_args += ["--model", model]
+    if args.quick:
+        stress_args += ["--scenarios", *QUICK_SCENARIOS]
+    if args.workers:
+        stress_args += ["--workers", str(args.workers)]
+    rc = script("stress_test").main(stress_args)
+    if rc:
+        return rc
+    stress_dir = newest(root, "stress-")
+    step(5, "report")
+    rc = script("compare").main([str(stress_dir)])
+    if rc:
+        return rc
+    final = folder.finish()
+    reports = sorted((final / stress_dir.name).glob("report*/report.html"))
+    print(f"\nmain job finished in {time.perf_counter() - start:.0f} s")
+    print(f"run folder: {final}")
+    if reports:
+        print(f"report:     {reports[-1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

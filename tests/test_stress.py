@@ -1,0 +1,139 @@
+"""Stress-test runner and the main job, as a user runs them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from agents.stress import PolicySpec, StressPlan, cell_stem, pending_cells, run_plan, scenario_rng
+from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+CONFIG = HYPERPARAMS_DIR / "ppo_planted_edge.yaml"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_config(tmp_path: Path) -> Path:
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["data"]["n_bars"] = 3000
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_stress_script_writes_a_tidy_table_and_cells(tmp_path, capsys) -> None:
+    cfg = small_config(tmp_path)
+    rc = _script("stress_test").main(["--config", str(cfg), "--baselines", "flat", "fixed_fraction",
+                                      "--scenarios", "baseline", "spread_x10", "--seeds", "0", "1",
+                                      "--out", str(tmp_path / "runs"), "--workers", "1", "--no-progress"])
+    assert rc == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert not run.name.endswith(".partial")
+    table = pd.read_csv(run / "results.csv")
+    assert len(table) == 2 * 2 * 2
+    for column in ("policy", "kind", "scenario", "seed", "total_return", "annualised_volatility", "sharpe_ratio",
+                   "sortino_ratio", "max_drawdown", "cvar", "worst_bar_return", "var_exceptions",
+                   "var_nominal_rate", "time_over_limit", "margin_calls", "stop_outs", "turnover", "costs_paid"):
+        assert column in table.columns, column
+    flat = table[table.policy == "flat"]
+    assert (flat.costs_paid == 0).all() and (flat.total_return == 0).all()
+    fixed = table[table.policy == "fixed_fraction"].set_index(["scenario", "seed"])
+    for seed in (0, 1):  # wider spreads cost a trading policy more, the same bars otherwise
+        assert fixed.loc[("spread_x10", seed), "costs_paid"] > fixed.loc[("baseline", seed), "costs_paid"]
+    assert (table[table.scenario == "baseline"].stress_start.isna()).all()
+    cells = pd.read_csv(cell_stem(run, "fixed_fraction", "spread_x10", 0).with_suffix(".csv.gz"))
+    assert {"equity", "var", "var_limit", "exposure_EURUSD", "timestamp"} <= set(cells.columns)
+    out = capsys.readouterr().out
+    assert "compare.py" in out
+
+
+def test_seeds_move_random_stress_windows_reproducibly() -> None:
+    a, b, c = scenario_rng(0, "spread_x10"), scenario_rng(0, "spread_x10"), scenario_rng(1, "spread_x10")
+    assert a.integers(0, 10**9) == b.integers(0, 10**9) != c.integers(0, 10**9)
+    assert scenario_rng(0, "spread_x10").integers(0, 10**9) != scenario_rng(0, "vol_shock").integers(0, 10**9)
+
+
+def test_an_interrupted_run_resumes_without_recomputing_finished_cells(tmp_path) -> None:
+    training = TrainConfig.from_yaml(small_config(tmp_path))
+    plan = StressPlan(training=training, policies=(PolicySpec(name="flat", kind="baseline", baseline="flat"),
+                                                   PolicySpec(name="vol_target", kind="baseline",
+                                                              baseline="vol_target")),
+                      scenarios=("baseline", "vol_shock"), seeds=(0,))
+    root = tmp_path / "run"
+    first = run_plan(plan, root, workers=1)
+    assert len(first) == 4 and not pending_cells(plan, root)
+    # Interrupt: one cell lost its result; the others must be reused, not recomputed.
+    lost = cell_stem(root, "vol_target", "vol_shock", 0).with_suffix(".json")
+    kept = {p: p.stat().st_mtime_ns for p in (root / "cells").glob("*/*/*.json") if p != lost}
+    expected = json.loads(lost.read_text())
+    lost.unlink()
+    assert pending_cells(plan, root) == {("vol_shock", 0): ["vol_target"]}
+    again = run_plan(plan, root, workers=1)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    redone = json.loads(lost.read_text())
+    assert redone["sharpe_ratio"] == pytest.approx(expected["sharpe_ratio"])  # same seed, same result
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_resume_flag_finishes_a_partial_run_folder(tmp_path) -> None:
+    cfg = small_config(tmp_path)
+    args = ["--config", str(cfg), "--baselines", "flat", "--scenarios", "baseline", "spread_x10", "--seeds", "0",
+            "--out", str(tmp_path / "runs"), "--workers", "1", "--no-progress"]
+    assert _script("stress_test").main(args) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    partial = run.with_name(run.name + ".partial")  # as if killed before the rename
+    run.rename(partial)
+    (partial / "results.csv").unlink()
+    cell_stem(partial, "flat", "spread_x10", 0).with_suffix(".json").unlink()
+    assert _script("stress_test").main(["--resume", str(partial), "--no-progress"]) == 0
+    assert (run / "results.csv").is_file() and len(pd.read_csv(run / "results.csv")) == 2
+
+
+def test_list_and_help_explain_themselves(capsys) -> None:
+    assert _script("stress_test").main(["--list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("snb_2015") for line in listing) and len(listing) >= 10
+    for name in ("stress_test", "compare", "main_job", "train", "evaluate"):
+        with pytest.raises(SystemExit) as exit_info:
+            _script(name).main(["--help"])
+        assert exit_info.value.code == 0
+        assert "usage" in capsys.readouterr().out
+
+
+def test_unknown_scenario_or_baseline_is_one_clear_line(tmp_path, capsys) -> None:
+    rc = _script("stress_test").main(["--scenarios", "snb_2051", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "snb_2051" in err
+    rc = _script("stress_test").main(["--baselines", "vol_targte", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "vol_targte" in err and "vol_target" in err
+
+
+@pytest.mark.slow
+def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
+    rc = _script("main_job").main(["--quick", "--out", str(tmp_path), "--workers", "2"])
+    assert rc == 0
+    (run,) = tmp_path.iterdir()
+    assert run.name.startswith("main-") and not run.name.endswith(".partial")
+    reports = list(run.glob("stress-*/report/report.html"))
+    assert reports and reports[0].stat().st_size > 10_000
+    results = pd.read_csv(next(run.glob("stress-*/results.csv")))
+    assert {"ppo", "ppo_lagrangian", "flat", "vol_target"} <= set(results.policy)
+    assert set(results[results.policy == "ppo"].kind) == {"agent"}
+    out = capsys.readouterr().out
+    assert "report:" in out.splitlines()[-1] and "Sharpe" in out
+    assert np.isfinite(results.sharpe_ratio).all()
