@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from envs.config import EnvConfig
-from envs.core import BatchState
+from envs.core import BatchState, var_budget_fraction
 from envs.data import EnvData
 
 
@@ -58,11 +58,18 @@ def fraction_to_action(fraction: np.ndarray, view: AccountView) -> np.ndarray:
 
     ``exposure`` mode: the fraction itself, clipped to [-1, 1]. ``sizing`` mode: the direction
     is the env's momentum signal, so only the size ``|fraction|`` counts where the fraction
-    agrees with the signal (0 otherwise); the action is ``2 · size − 1``.
+    agrees with the signal (0 otherwise), in the env's ``size_unit`` (max leverage or the VaR
+    budget's position; a target beyond one unit is capped there); the action is ``2 · size − 1``.
     """
     fraction = np.clip(np.asarray(fraction, dtype=np.float64), -1.0, 1.0)
     if view.config.action_mode == "exposure":
         return fraction.astype(np.float32)
-    signal = view.data.signal[view.state.t]
+    t = view.state.t
+    signal = view.data.signal[t]
     size = np.where(np.sign(fraction) == signal, np.abs(fraction), 0.0)
+    if view.config.size_unit == "var_budget":  # size 1 is the VaR budget's position, not max leverage
+        unit = var_budget_fraction(signal, view.data.var_long[t], view.data.var_short[t], view.config.var_limit,
+                                   view.config.account.max_leverage)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            size = np.where(unit > 0, np.minimum(size / unit, 1.0), 0.0)
     return (2.0 * size - 1.0).astype(np.float32)

@@ -12,6 +12,7 @@ from simulator.execution import ExecutionConfig
 from simulator.financing import FinancingConfig
 
 ACTION_MODES = ("exposure", "sizing")
+SIZE_UNITS = ("leverage", "var_budget")
 VAR_MODES = ("shield", "penalty", "cost")
 REWARDS = ("log_return", "differential_sharpe", "risk_penalised")
 RISK_PENALTIES = ("variance", "drawdown")
@@ -28,6 +29,10 @@ class EnvConfig:
     * ``action_mode``: ``exposure`` — target exposure per pair as a fraction of the maximum
       leverage, ``Box(-1, 1)``; ``sizing`` — the direction comes from a time-series momentum
       signal over ``signal_lookback`` bars and the agent picks the size in ``[0, 1]``;
+    * ``size_unit`` (sizing mode): what size 1 means — ``leverage``: the maximum leverage;
+      ``var_budget``: the position whose own one-bar VaR is the limit (each of P pairs gets
+      1/P of it; capped at the maximum leverage), so the whole action range is usable
+      under a VaR limit instead of mostly clipped by it;
     * ``vol_model``: which volatility forecast feeds the observation, impact and VaR;
     * VaR: one-bar filtered-historical-simulation VaR at ``var_alpha`` on that forecast;
       limit ``var_limit`` as a fraction of equity; ``var_mode`` ``shield`` (scale the
@@ -42,6 +47,7 @@ class EnvConfig:
     episode_bars: int | None = 2048
     action_mode: str = "exposure"
     signal_lookback: int = 24
+    size_unit: str = "leverage"
     vol_model: str = "garch-t"
     var_alpha: float = 0.99
     var_window: int = 500
@@ -64,6 +70,7 @@ class EnvConfig:
         if self.episode_bars is not None and self.episode_bars < 2:
             raise ValueError(f"episode_bars must be >= 2 or None, got {self.episode_bars}")
         for name, value, allowed in (("action_mode", self.action_mode, ACTION_MODES),
+                                     ("size_unit", self.size_unit, SIZE_UNITS),
                                      ("var_mode", self.var_mode, VAR_MODES), ("reward", self.reward, REWARDS),
                                      ("risk_penalty", self.risk_penalty, RISK_PENALTIES),
                                      ("vol_model", self.vol_model, VOL_MODELS)):

@@ -51,6 +51,20 @@ class BatchState:
                    peak=z.copy(), equity=z.copy(), dsr_a=z.copy(), dsr_b=z.copy(), last_scale=np.ones(n_envs))
 
 
+def var_budget_fraction(signal: np.ndarray, var_long: np.ndarray, var_short: np.ndarray, var_limit: float,
+                        max_leverage: float) -> np.ndarray:
+    """Fraction of the maximum notional whose own one-bar VaR is 1/P of the limit, per pair (<= 1).
+
+    ``var_long``/``var_short`` are VaR fractions of position value (the side the signal takes);
+    leverage ``var_limit / (P · VaR)`` divided by ``max_leverage``; 0 where VaR is not positive.
+    """
+    side = np.where(signal < 0, var_short, var_long)
+    n_pairs = side.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(side > 0, var_limit / (n_pairs * side * max_leverage), 0.0)
+    return np.minimum(frac, 1.0)
+
+
 class FxRiskCore:
     """Observation, action and reward logic over :class:`EnvData` for a batch of accounts."""
 
@@ -127,7 +141,8 @@ class FxRiskCore:
         self._prm = prm
         self._flags = np.array([cfg.action_mode == "sizing", ("shield", "penalty", "cost").index(cfg.var_mode),
                                 ("log_return", "differential_sharpe", "risk_penalised").index(cfg.reward),
-                                ("variance", "drawdown").index(cfg.risk_penalty), d.corr is not None],
+                                ("variance", "drawdown").index(cfg.risk_penalty), d.corr is not None,
+                                cfg.size_unit == "var_budget"],
                                dtype=np.int64)
         windows = np.lib.stride_tricks.sliding_window_view(d.features, cfg.window, axis=0)
         table = np.zeros((d.n_bars, self.market_dim), dtype=np.float32)
@@ -173,7 +188,12 @@ class FxRiskCore:
         action space, as PPO's Gaussian policy prefers) times the signal's direction.
         """
         if self.config.action_mode == "sizing":
-            return np.clip((action + 1.0) * 0.5, 0.0, 1.0) * self.data.signal[t]
+            signal = self.data.signal[t]
+            size = np.clip((action + 1.0) * 0.5, 0.0, 1.0)
+            if self.config.size_unit == "var_budget":
+                size = size * var_budget_fraction(signal, self.data.var_long[t], self.data.var_short[t],
+                                                  self.config.var_limit, self.config.account.max_leverage)
+            return size * signal
         return np.clip(action, -1.0, 1.0)
 
     def step(self, state: BatchState, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:

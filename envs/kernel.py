@@ -22,7 +22,7 @@ BOUND = 100.0  # envs.core.ACCOUNT_BOUND
  P_COMMISSION_PM, P_MARKUP, P_VAR_LIMIT, P_VAR_PENALTY, P_RISK_AVERSION, P_DSR_ETA, P_REWARD_SCALE) = range(15)
 N_PARAMS = 15
 # Integer flags.
-F_SIZING, F_VAR_MODE, F_REWARD, F_RISK_PENALTY, F_HAS_CORR = range(5)
+F_SIZING, F_VAR_MODE, F_REWARD, F_RISK_PENALTY, F_HAS_CORR, F_VAR_BUDGET = range(6)
 # Scalar outputs per account.
 SCALAR_KEYS = ("reward", "terminated", "truncated", "equity", "cash", "log_return", "spread_cost", "impact_cost",
                "slippage_cost", "commission", "financing", "financing_cost", "liquidation_cost", "costs",
@@ -110,7 +110,12 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
         for j in range(p):
             a = action[i, j]
             if flags[F_SIZING] == 1:
-                frac = min(max((a + 1.0) * 0.5, 0.0), 1.0) * mkt[t, j, SIGNAL]
+                size = min(max((a + 1.0) * 0.5, 0.0), 1.0)
+                if flags[F_VAR_BUDGET] == 1:  # envs.core.var_budget_fraction
+                    side = mkt[t, j, VSHORT] if mkt[t, j, SIGNAL] < 0 else mkt[t, j, VLONG]
+                    unit = prm[P_VAR_LIMIT] / (p * side * prm[P_LEVERAGE]) if side > 0 else 0.0
+                    size = size * min(unit, 1.0)
+                frac = size * mkt[t, j, SIGNAL]
             else:
                 frac = min(max(a, -1.0), 1.0)
             x[i, 0, j] = frac * lev_eq

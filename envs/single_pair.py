@@ -34,6 +34,7 @@ class SinglePairCore:
         self.window = config.window
         self.market_dim = config.window * data.features.shape[1]
         self.sizing = config.action_mode == "sizing"
+        self.var_budget = config.size_unit == "var_budget"
         self.obs_dim = self.market_dim + (2 if self.sizing else 1) + 5
         # Row t: the market part of the observation at t, followed by room for the account part,
         # so an observation is one row copy plus a few writes.
@@ -117,7 +118,11 @@ class SinglePairCore:
         eq_t = self.equity
         limit = cfg.var_limit * eq_t
         if self.sizing:
-            frac = min(max((action + 1.0) * 0.5, 0.0), 1.0) * self.signal[t]
+            size = min(max((action + 1.0) * 0.5, 0.0), 1.0)
+            if self.var_budget:  # envs.core.var_budget_fraction for one pair
+                side = self.var_short[t] if self.signal[t] < 0 else self.var_long[t]
+                size *= min(cfg.var_limit / (side * self.leverage), 1.0) if side > 0 else 0.0
+            frac = size * self.signal[t]
         else:
             frac = min(max(action, -1.0), 1.0)
         requested = frac * (self.leverage * eq_t)

@@ -10,7 +10,7 @@ import pytest
 from agents.baselines import BASELINES, AtrStop, RuleBasedPolicy, make_baseline
 from agents.policies import AccountView, Policy
 from envs.config import EnvConfig
-from envs.core import BatchState, FxRiskCore
+from envs.core import BatchState, FxRiskCore, var_budget_fraction
 from envs.data import EnvData, prepare_env_data
 from forecasters.cache import ForecastCache
 from simulator.synthetic import default_config, generate_market
@@ -219,6 +219,30 @@ def test_sizing_mode_requests_the_same_exposure(name: str, two_pairs: EnvData) -
 
         # Assert
         np.testing.assert_allclose(core_s.target_fraction(a_s, state.t), core_e.target_fraction(a_e, state.t),
+                                   atol=1e-6)
+        core_e.step(state, a_e)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_var_budget_size_unit_requests_the_same_exposure_up_to_one_budget(name: str, two_pairs: EnvData) -> None:
+    # Arrange: size 1 = the position whose own VaR is half the limit (two pairs).
+    exposure = replace(CFG, var_limit=0.02)
+    sizing = replace(exposure, action_mode="sizing", size_unit="var_budget")
+    starts = two_pairs.first_step + np.array([0, 17])
+    core_e, state, view_e = start(two_pairs, exposure, starts)
+    core_s = FxRiskCore(two_pairs, sizing)
+    policy_e, policy_s = baseline(name).bind(view_e), baseline(name).bind(AccountView(two_pairs, sizing, state))
+    for _ in range(150):
+        # Act
+        a_e, _ = policy_e.predict(core_e.observe(state))
+        a_s, _ = policy_s.predict(core_s.observe(state))
+
+        # Assert: the same request where it fits in one budget unit, the unit itself beyond
+        want = core_e.target_fraction(a_e, state.t)
+        t = state.t
+        unit = var_budget_fraction(two_pairs.signal[t], two_pairs.var_long[t], two_pairs.var_short[t],
+                                   sizing.var_limit, sizing.account.max_leverage)
+        np.testing.assert_allclose(core_s.target_fraction(a_s, state.t), np.sign(want) * np.minimum(np.abs(want), unit),
                                    atol=1e-6)
         core_e.step(state, a_e)
 

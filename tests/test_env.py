@@ -243,12 +243,14 @@ def test_different_seeds_start_at_different_bars(data1):
 @given(seed=st.integers(0, 2**16), action_seed=st.integers(0, 2**16),
        var_mode=st.sampled_from(["shield", "penalty", "cost"]),
        reward=st.sampled_from(["log_return", "differential_sharpe", "risk_penalised"]),
-       action_mode=st.sampled_from(["exposure", "sizing"]), liquidity_scale=st.sampled_from([1.0, 1e-4]),
-       symbol=st.sampled_from(["EURUSD", "USDJPY"]))
+       action_mode=st.sampled_from(["exposure", "sizing", "sizing-var-budget"]),
+       liquidity_scale=st.sampled_from([1.0, 1e-4]), symbol=st.sampled_from(["EURUSD", "USDJPY"]))
 def test_fast_single_pair_path_matches_the_array_core(get_data, seed, action_seed, var_mode, reward, action_mode,
                                                       liquidity_scale, symbol):
     """The scalar one-pair twin gives the array core's trajectory (the core is the oracle); USDJPY: JPY quote."""
-    config = dataclasses.replace(CFG, var_mode=var_mode, reward=reward, action_mode=action_mode, var_limit=0.005)
+    mode, _, unit = action_mode.partition("-")
+    config = dataclasses.replace(CFG, var_mode=var_mode, reward=reward, action_mode=mode, var_limit=0.005,
+                                 size_unit="var_budget" if unit else "leverage")
     data = get_data(1, 0, liquidity_scale, (symbol,))[1]
     actions = random_actions(np.random.default_rng(action_seed), 60, 1)
     fast_env, core_env = FxRiskEnv(config=config, data=data), FxRiskEnv(config=config, data=data, fast_path=False)

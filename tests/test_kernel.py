@@ -18,6 +18,7 @@ from simulator.synthetic import default_config, generate_market
 CONFIGS = {
     "shield-exposure": dict(),
     "penalty-sizing-dsr": dict(action_mode="sizing", var_mode="penalty", reward="differential_sharpe"),
+    "cost-sizing-var-budget": dict(action_mode="sizing", size_unit="var_budget", var_mode="cost", var_limit=0.004),
     "cost-drawdown-stopouts": dict(var_mode="cost", reward="risk_penalised", risk_penalty="drawdown",
                                    var_limit=0.002,
                                    account=AccountConfig(stop_out_level=0.97, margin_call_level=0.99)),
