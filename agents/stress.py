@@ -26,6 +26,8 @@ import pandas as pd
 
 from agents.hyperparams import TrainConfig
 from agents.policies import Policy
+from envs.config import EnvConfig
+from simulator.configuration import from_mapping, to_mapping
 from simulator.run_folder import atomic_write_bytes, atomic_write_text
 
 #: Per-step columns kept for each cell (the report's curves and VaR bands need these).
@@ -36,13 +38,19 @@ SPLITS = ("test", "validation")
 
 @dataclass(frozen=True, kw_only=True)
 class PolicySpec:
-    """A policy to stress: a baseline by name (with parameters) or a trained model file."""
+    """A policy to stress: a baseline by name (with parameters) or a trained model file.
+
+    ``env``: the env config (mapping) the policy acts in — an agent's own training env, so
+    its actions keep the meaning it learnt (action mode, size unit, VaR mode); ``None``: the
+    plan's env (baselines).
+    """
 
     name: str
     kind: str
     baseline: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None
+    env: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("agent", "baseline"):
@@ -51,6 +59,11 @@ class PolicySpec:
             raise ValueError(f"policy {self.name!r}: give exactly one of a baseline name or a model path")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"policy name {self.name!r} must be a plain file name (it names a folder)")
+
+    def env_config(self, default: EnvConfig) -> EnvConfig:
+        if self.env is None:
+            return default
+        return from_mapping(EnvConfig, self.env, source=f"policy {self.name} env")
 
     def build(self) -> Policy:
         if self.baseline is not None:
@@ -112,8 +125,8 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
     """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row)."""
     import torch
 
-    from agents.evaluation import evaluation_config, run_policy
     from agents.training import split_data
+    from forecasters.base import Split
     from scenarios import ScenarioError, apply_scenario, get_scenario
 
     torch.set_num_threads(1)
@@ -121,35 +134,50 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
     market = _market(training)
     scenario = get_scenario(scenario_name, plan.scenario_dirs)
     n = len(market)
-    from forecasters.base import Split
-
     split = Split.by_fraction(n, training.data.train, training.data.validation)
     span = (split.val_end, n) if plan.split == "test" else (split.train_end, split.val_end)
-    env_cfg = training.env
-    try:
-        stressed = apply_scenario(scenario, market, env_cfg, span=span, rng=scenario_rng(seed, scenario.name))
-    except ScenarioError as exc:
-        return [{"skipped": True, "scenario": scenario.name, "seed": seed, "reason": str(exc)}]
-    data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+    # Policies acting in the same env config share one stressed market and its arrays. The
+    # market is the same for every config: the scenario's draws do not depend on settings.
+    groups: dict[str, list[PolicySpec]] = {}
+    specs = {p.name: p for p in plan.policies}
+    for name in policies:
+        cfg = specs[name].env_config(training.env)
+        groups.setdefault(json.dumps(to_mapping(cfg), sort_keys=True, default=str), []).append(specs[name])
+    rows = []
+    for members in groups.values():
+        env_cfg = members[0].env_config(training.env)
+        try:
+            stressed = apply_scenario(scenario, market, env_cfg, span=span, rng=scenario_rng(seed, scenario.name))
+        except ScenarioError as exc:
+            return [{"skipped": True, "scenario": scenario.name, "seed": seed, "reason": str(exc)}]
+        data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+        rows += _run_cells(members, stressed, scenario, seed, data, Path(root), n)
+    return rows
+
+
+def _run_cells(members: Sequence[PolicySpec], stressed: Any, scenario: Any, seed: int, data: Any, root: Path,
+               n: int) -> list[dict[str, Any]]:
+    """Run each policy on one stressed market and write its cell (records + metrics) atomically."""
+    from agents.evaluation import evaluation_config, run_policy
+    from simulator.metrics import bars_per_year
+
     eval_cfg = evaluation_config(stressed.env_config)
     index = stressed.market.index
     window = stressed.window
     has_window = bool(scenario.transforms) and window is not None and window[1] > window[0]
     rows = []
-    specs = {p.name: p for p in plan.policies}
-    for name in policies:
-        spec = specs[name]
+    for spec in members:
+        name = spec.name
         result = run_policy(spec.build(), data, eval_cfg, label=name)
         row = {"policy": name, "kind": spec.kind, "scenario": scenario.name, "seed": int(seed),
                "stress_start": str(index[window[0]]) if has_window else "",
                "stress_end": str(index[min(window[1], n) - 1]) if has_window else "",
                **{k: _plain(v) for k, v in result.summary.iloc[0].to_dict().items() if k not in ("policy", "account")},
                "var_nominal_rate": round(1.0 - eval_cfg.var_alpha, 10),
+               "var_mode": eval_cfg.var_mode,
+               "bars_per_year": bars_per_year(data.index),
                "notes": " | ".join(stressed.notes)}
-        from simulator.metrics import bars_per_year
-
-        row["bars_per_year"] = bars_per_year(data.index)
-        stem = cell_stem(Path(root), name, scenario.name, seed)
+        stem = cell_stem(root, name, scenario.name, seed)
         records = result.records
         cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith("exposure_")])
                 if c in records.columns]

@@ -52,13 +52,19 @@ def model_spec(text: str) -> tuple[PolicySpec, Path]:
     if not sep:
         name = "ppo"
     if path.is_dir():
-        for candidate in ("best_model.zip", "model.zip"):
-            if (path / candidate).is_file():
-                return PolicySpec(name=name, kind="agent", model_path=str(path / candidate)), path
-        raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — pass a finished training run folder")
-    if not path.is_file():
+        found = [path / c for c in ("best_model.zip", "model.zip") if (path / c).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — pass a finished training run folder")
+        model, run_dir = found[0], path
+    elif path.is_file():
+        model, run_dir = path, path.parent
+    else:
         raise FileNotFoundError(f"{path}: no such model — pass a training run folder or its model .zip")
-    return PolicySpec(name=name, kind="agent", model_path=str(path)), path.parent
+    # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
+    env = None
+    if (run_dir / "config.yaml").is_file():
+        env = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("env")
+    return PolicySpec(name=name, kind="agent", model_path=str(model), env=env), run_dir
 
 
 def plan_to_dict(plan: StressPlan) -> dict:
