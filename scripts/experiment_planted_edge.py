@@ -99,12 +99,14 @@ def main(argv: list[str] | None = None) -> int:
                  "Test split only, touched once after training; Sharpe annualised, 95% block-bootstrap CI.", "",
                  "| seed | policy | Sharpe | 95% CI | return | max DD | breach rate | p (paired) |",
                  "|---|---|---|---|---|---|---|---|"]
+        def fmt(value: float | None, spec: str) -> str:
+            return "" if value is None or value != value else format(value, spec)
+
         for r in rows:
-            p = r.get("p_value")
             lines.append(f"| {r['seed']} | {r['policy']} | {r['sharpe']:.2f} | [{r['sharpe_low']:.2f}, "
-                         f"{r['sharpe_high']:.2f}] | {r.get('total_return', float('nan')):+.1%} | "
-                         f"{r.get('max_drawdown', float('nan')):.1%} | {r.get('breach_rate', float('nan')):.3f} | "
-                         f"{'' if p is None or p != p else f'{p:.3f}'} |")
+                         f"{r['sharpe_high']:.2f}] | {fmt(r.get('total_return'), '+.1%')} | "
+                         f"{fmt(r.get('max_drawdown'), '.1%')} | {fmt(r.get('breach_rate'), '.3f')} | "
+                         f"{fmt(r.get('p_value'), '.3f')} |")
         folder.write_text("report.md", "\n".join(lines) + "\n")
     print(verdict)
     print(f"run folder: {folder.path}")
