@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from simulator.market import PRICE_FIELDS, MarketData
 from simulator.pairs import pair_spec
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """A command-line script as a module, to call its ``main(argv)`` as a user runs it."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_bars(n: int = 50, *, start: str = "2024-01-01 00:00", freq: str = "1h", seed: int = 0,

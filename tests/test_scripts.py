@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +9,10 @@ import pandas as pd
 import pytest
 
 from simulator.synthetic import default_config, generate_market
+from tests.conftest import load_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _synthetic_csv(path: Path, n: int) -> Path:
@@ -32,7 +24,7 @@ def _synthetic_csv(path: Path, n: int) -> Path:
 
 
 def test_data_summary_writes_a_complete_run_folder(tmp_path, capsys) -> None:
-    rc = _script("data_summary").main(["--years", "0.2", "--out", str(tmp_path), "--seed", "3"])
+    rc = load_script("data_summary").main(["--years", "0.2", "--out", str(tmp_path), "--seed", "3"])
     assert rc == 0
     runs = list(tmp_path.iterdir())
     assert len(runs) == 1 and not runs[0].name.endswith(".partial")
@@ -46,7 +38,7 @@ def test_data_summary_bad_csv_is_one_line_and_writes_nothing(tmp_path, capsys) -
     bad = tmp_path / "bad.csv"
     bad.write_text("time,open,high,low,close\n2024-01-01T00:00:00Z,1.1,1.0,1.2,1.1\n")
     out_dir = tmp_path / "runs"
-    rc = _script("data_summary").main(["--csv", str(bad), "--out", str(out_dir)])
+    rc = load_script("data_summary").main(["--csv", str(bad), "--out", str(out_dir)])
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.csv" in err and "line 2" in err
@@ -55,7 +47,7 @@ def test_data_summary_bad_csv_is_one_line_and_writes_nothing(tmp_path, capsys) -
 
 def test_forecast_report_on_a_csv_writes_table_and_plot(tmp_path, capsys) -> None:
     csv = _synthetic_csv(tmp_path / "bars.csv", 2_600)
-    rc = _script("forecast_report").main([
+    rc = load_script("forecast_report").main([
         "--csv", str(csv), "--no-neural", "--window", "300", "--min-window", "300", "--garch-window", "800",
         "--refit-every", "400", "--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"),
     ])
@@ -71,7 +63,7 @@ def test_forecast_report_on_a_csv_writes_table_and_plot(tmp_path, capsys) -> Non
 
 def test_forecast_report_too_short_data_is_one_clear_line(tmp_path, capsys) -> None:
     csv = _synthetic_csv(tmp_path / "short.csv", 900)
-    rc = _script("forecast_report").main(["--csv", str(csv), "--no-neural", "--out", str(tmp_path / "runs")])
+    rc = load_script("forecast_report").main(["--csv", str(csv), "--no-neural", "--out", str(tmp_path / "runs")])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "too short" in err and "short.csv" in err and "use at least" in err
@@ -80,7 +72,7 @@ def test_forecast_report_too_short_data_is_one_clear_line(tmp_path, capsys) -> N
 
 @pytest.mark.slow
 def test_forecast_report_default_run_includes_the_neural_models(tmp_path) -> None:
-    rc = _script("forecast_report").main(["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "c")])
+    rc = load_script("forecast_report").main(["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "c")])
     assert rc == 0
     table = pd.read_csv(next((tmp_path / "runs").iterdir()) / "var_table.csv", index_col="model")
     assert {"lstm-scaled", "gru-scaled"} <= set(table.index)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +12,11 @@ import yaml
 
 from agents.stress import PolicySpec, StressPlan, cell_stem, pending_cells, run_plan, scenario_rng
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
+from tests.conftest import load_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 CONFIG = HYPERPARAMS_DIR / "ppo_planted_edge.yaml"
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def small_config(tmp_path: Path) -> Path:
@@ -37,7 +29,7 @@ def small_config(tmp_path: Path) -> Path:
 
 def test_stress_script_writes_a_tidy_table_and_cells(tmp_path, capsys) -> None:
     cfg = small_config(tmp_path)
-    rc = _script("stress_test").main(["--config", str(cfg), "--baselines", "flat", "fixed_fraction",
+    rc = load_script("stress_test").main(["--config", str(cfg), "--baselines", "flat", "fixed_fraction",
                                       "--scenarios", "baseline", "spread_x10", "--seeds", "0", "1",
                                       "--out", str(tmp_path / "runs"), "--workers", "1", "--no-progress"])
     assert rc == 0
@@ -93,39 +85,39 @@ def test_resume_flag_finishes_a_partial_run_folder(tmp_path) -> None:
     cfg = small_config(tmp_path)
     args = ["--config", str(cfg), "--baselines", "flat", "--scenarios", "baseline", "spread_x10", "--seeds", "0",
             "--out", str(tmp_path / "runs"), "--workers", "1", "--no-progress"]
-    assert _script("stress_test").main(args) == 0
+    assert load_script("stress_test").main(args) == 0
     (run,) = (tmp_path / "runs").iterdir()
     partial = run.with_name(run.name + ".partial")  # as if killed before the rename
     run.rename(partial)
     (partial / "results.csv").unlink()
     cell_stem(partial, "flat", "spread_x10", 0).with_suffix(".json").unlink()
-    assert _script("stress_test").main(["--resume", str(partial), "--no-progress"]) == 0
+    assert load_script("stress_test").main(["--resume", str(partial), "--no-progress"]) == 0
     assert (run / "results.csv").is_file() and len(pd.read_csv(run / "results.csv")) == 2
 
 
 def test_list_and_help_explain_themselves(capsys) -> None:
-    assert _script("stress_test").main(["--list"]) == 0
+    assert load_script("stress_test").main(["--list"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert any(line.startswith("snb_2015") for line in listing) and len(listing) >= 10
     for name in ("stress_test", "compare", "main_job", "train", "evaluate"):
         with pytest.raises(SystemExit) as exit_info:
-            _script(name).main(["--help"])
+            load_script(name).main(["--help"])
         assert exit_info.value.code == 0
         assert "usage" in capsys.readouterr().out
 
 
 def test_unknown_scenario_or_baseline_is_one_clear_line(tmp_path, capsys) -> None:
-    rc = _script("stress_test").main(["--scenarios", "snb_2051", "--out", str(tmp_path)])
+    rc = load_script("stress_test").main(["--scenarios", "snb_2051", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "snb_2051" in err
-    rc = _script("stress_test").main(["--baselines", "vol_targte", "--out", str(tmp_path)])
+    rc = load_script("stress_test").main(["--baselines", "vol_targte", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "vol_targte" in err and "vol_target" in err
 
 
 @pytest.mark.slow
 def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
-    rc = _script("main_job").main(["--quick", "--out", str(tmp_path), "--workers", "2"])
+    rc = load_script("main_job").main(["--quick", "--out", str(tmp_path), "--workers", "2"])
     assert rc == 0
     (run,) = tmp_path.iterdir()
     assert run.name.startswith("main-") and not run.name.endswith(".partial")

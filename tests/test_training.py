@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.cache import ForecastCache
 from simulator.errors import ConfigError
 from simulator.run_folder import RunFolder
-from tests.conftest import change_future
+from tests.conftest import change_future, load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -47,12 +46,6 @@ def write_config(path: Path, cfg: TrainConfig) -> Path:
     return path
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -127,7 +120,7 @@ def test_changing_validation_and_test_bars_leaves_the_training_arrays_unchanged(
 # -- a run as a user runs it -----------------------------------------------------------------
 def test_train_script_writes_a_complete_run_folder_with_namespaced_scalars(tmp_path, capsys) -> None:
     cfg_path = write_config(tmp_path / "tiny.yaml", tiny_config())
-    rc = _script("train").main(["--config", str(cfg_path), "--out", str(tmp_path / "runs"), "--no-progress"])
+    rc = load_script("train").main(["--config", str(cfg_path), "--out", str(tmp_path / "runs"), "--no-progress"])
     assert rc == 0
     (run,) = (tmp_path / "runs").iterdir()
     assert not run.name.endswith(".partial")
@@ -145,7 +138,7 @@ def test_train_script_writes_a_complete_run_folder_with_namespaced_scalars(tmp_p
     metrics = yaml.safe_load((run / "metrics.yaml").read_text())
     assert metrics["timesteps"] >= 4096 and len(metrics["validation"]) >= 2
     # The saved agent evaluates on the test split through the evaluate script.
-    rc = _script("evaluate").main(["--model", str(run), "--out", str(tmp_path / "eval")])
+    rc = load_script("evaluate").main(["--model", str(run), "--out", str(tmp_path / "eval")])
     assert rc == 0
     (ev,) = (tmp_path / "eval").iterdir()
     steps = (ev / "steps.csv").read_text().splitlines()
@@ -156,7 +149,7 @@ def test_train_script_writes_a_complete_run_folder_with_namespaced_scalars(tmp_p
 def test_bad_config_is_one_clear_line(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("env:\n  var_mode: shiled\n")
-    rc = _script("train").main(["--config", str(bad), "--out", str(tmp_path / "runs")])
+    rc = load_script("train").main(["--config", str(bad), "--out", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "bad.yaml" in err and "var_mode" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -204,7 +197,7 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(tmp_path) -> Non
     stored = yaml.safe_load((run / "config.yaml").read_text())
     stored["total_timesteps"] = last + 4096
     (run / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
-    rc = _script("train").main(["--resume", str(run), "--no-progress"])
+    rc = load_script("train").main(["--resume", str(run), "--no-progress"])
     assert rc == 0
     final = run.with_name(run.name.removesuffix(".partial"))
     assert final.is_dir() and not run.exists()
