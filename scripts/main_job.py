@@ -3,9 +3,10 @@
 
 1. data       the bundled EURUSD 2017 sample, a calibrated synthetic series and a 3-pair market
 2. forecasts  EWMA / GARCH family / LSTM-GRU volatility, VaR/ES models and their backtests
-3. training   PPO under the VaR shield, and the Lagrangian (constrained) PPO, on the sample's
-              training span (60%), best model chosen on the validation span (20%)
-4. stress     both agents and every rule-based baseline × every shipped scenario × 3 seeds on
+3. training   PPO with the VaR limit as a shield, as a reward penalty and as a Lagrangian
+              constraint (constrained PPO), on the sample's training span (60%), best
+              model chosen on the validation span (20%)
+4. stress     the three agents and every rule-based baseline × every shipped scenario × 3 seeds on
               the untouched test span (20%)
 5. report     ranking with bootstrap CIs, paired test of the best agent against the best
               baseline, deflated Sharpe, heatmaps, curves (HTML + Markdown + PNG)
@@ -83,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if rc:
         return rc
     models = []
-    for name, config in (("ppo", "ppo_default.yaml"), ("ppo_lagrangian", "ppo_constrained.yaml")):
+    for name, config, prefix in (("ppo", "ppo_default.yaml", "train-ppo-sample"),
+                                 ("ppo_penalty", "ppo_penalty.yaml", "train-ppo-penalty"),
+                                 ("ppo_lagrangian", "ppo_constrained.yaml", "train-ppo-lagrangian")):
         step(3, f"training: {name} ({config})")
         train_args = ["--config", str(HYPERPARAMS_DIR / config), "--out", str(root / "training")]
         if timesteps:
@@ -91,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         rc = script("train").main(train_args)
         if rc:
             return rc
-        prefix = "train-" + ("ppo-sample" if name == "ppo" else "ppo-lagrangian")
         models.append(f"{name}={newest(root / 'training', prefix)}")
     step(4, "stress tests: agents and baselines x scenarios x seeds on the test span")
     stress_args = ["--out", str(root), "--seeds", *map(str, seeds)]
