@@ -23,7 +23,7 @@ import yaml
 
 TRACKED_LIBRARIES = (
     "numpy", "pandas", "arch", "scikit-learn", "torch", "gymnasium", "stable-baselines3",
-    "ta", "yfinance", "tensorboard", "scipy", "pyyaml",
+    "ta", "yfinance", "tensorboard", "scipy", "pyyaml", "sb3-contrib", "numba", "matplotlib",
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
