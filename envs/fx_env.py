@@ -52,6 +52,9 @@ def _scalar_action(action: Any, space: spaces.Box) -> float:
     return float(check_action(action, space, exact=True).reshape(-1)[0])
 
 
+_ndarray = np.ndarray
+
+
 def observation_names(core: FxRiskCore) -> list[str]:
     """Names of the observation entries, in order (for inspection and logging)."""
     names = [f"t-{core.config.window - 1 - k}:{f}" for k in range(core.config.window)
@@ -82,7 +85,9 @@ class FxRiskEnv(gym.Env):
                 market = load_sample()
             data = prepare_env_data(market, self.config, cache=cache)
         self.data = data
-        self.core = FxRiskCore(data, self.config)
+        # fast_path=False: the generic array core (the compiled generic kernel), an independent
+        # check of the one-pair code.
+        self.core = FxRiskCore(data, self.config, pair_kernel=fast_path)
         self.state = BatchState.empty(1, data.n_pairs)
         self.observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(self.core.obs_dim,), dtype=np.float32)
         # Both modes take [-1, 1]: exposure directly; sizing maps it to a size (a + 1) / 2 in [0, 1].
@@ -90,6 +95,9 @@ class FxRiskEnv(gym.Env):
         self._zero = np.zeros(1, dtype=np.int64)
         # One pair: the scalar twin of the array core (same arithmetic, checked against it in tests).
         self._single = SinglePairCore(data, self.config) if fast_path and data.n_pairs == 1 else None
+        # Bounds a valid action lies within (the rule of check_action), for the one-pair fast check.
+        self._action_lo = float(self.action_space.low.min()) - 1e-6
+        self._action_hi = float(self.action_space.high.max()) + 1e-6
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -111,10 +119,15 @@ class FxRiskEnv(gym.Env):
         return obs, {"t": int(self.state.t[0]), "equity": float(self.state.equity[0])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._single is not None:
-            value = _scalar_action(action, self.action_space)
-            reward, terminated, truncated, info = self._single.step(value)
-            return self._single.observe(), reward, terminated, truncated, info
+        single = self._single
+        if single is not None:  # one pair: the compiled scalar twin, one call a step
+            if type(action) is _ndarray and action.shape == (1,):
+                value = action.item()  # a float for float arrays; anything else takes the checked path
+                if type(value) is not float or not self._action_lo <= value <= self._action_hi:  # NaN fails too
+                    value = _scalar_action(action, self.action_space)
+            else:
+                value = _scalar_action(action, self.action_space)
+            return single.step(value)
         arr = check_action(action, self.action_space, exact=True).reshape(1, -1)
         reward, terminated, truncated, info = self.core.step(self.state, arr)
         obs = self.core.observe(self.state)[0]

@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from envs.config import EnvConfig
 from envs.data import EnvData
-from envs.vector import FxRiskVectorEnv, validate_actions
+from envs.vector import FxRiskVectorEnv, take_rows, validate_actions
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
 
@@ -100,8 +100,7 @@ class FxRiskSB3VecEnv(VecEnv):
             raise RuntimeError("step_wait() called without step_async()")
         actions = validate_actions(self._actions, venv.single_action_space, self.num_envs)
         self._actions = None
-        reward, terminated, truncated, info = venv.core.step(venv.state, actions)
-        obs = venv.core.observe(venv.state)
+        obs, reward, terminated, truncated, info = venv.core.step_observe(venv.state, actions)
         dones = terminated | truncated
         columns = [np.asarray(info[k], dtype=np.float64).tolist() for k in INFO_KEYS]
         time_limit = (truncated & ~terminated).tolist()
@@ -113,7 +112,7 @@ class FxRiskSB3VecEnv(VecEnv):
                 infos[i]["terminal_observation"] = obs[i].copy()
             venv._reset_rows(rows)
             self._reset_info(rows.tolist())
-            obs = venv.core.observe(venv.state)
+            obs[rows] = venv.core.observe(take_rows(venv.state, rows))  # the reset environments only
         return obs, reward.astype(np.float32), dones, infos
 
     def close(self) -> None:

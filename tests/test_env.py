@@ -620,6 +620,61 @@ def test_bad_actions_raise_one_clear_line(get_data, n_pairs, kind, match):
     assert info["t"] == env.reset(seed=0)[1]["t"] + 1
 
 
+@pytest.mark.parametrize("action", [
+    np.array([0.25], dtype=np.float32), np.array([0.25]), np.array([1]), np.array([-1], dtype=np.int8),
+    np.array([True]), [0.5], (-0.5,), np.array([0.3], dtype=object), np.array([1.0000005]), np.array([-1.0000009]),
+    np.array([1.00001]), np.array([-1.5], dtype=np.float32), np.array([np.nan]), np.array([np.inf], dtype=np.float32),
+    np.array([[0.1]]), np.zeros(0), np.float32(0.2), 0.2, np.array([0.7])[::-1],
+], ids=lambda a: repr(a))
+def test_the_fast_path_takes_and_refuses_the_same_actions_as_the_array_core(data1, action):
+    """The one-pair fast check accepts exactly what check_action accepts, as the same float."""
+    outcomes = []
+    for fast_path in (True, False):
+        env = FxRiskEnv(config=CFG, data=data1, fast_path=fast_path)
+        env.reset(seed=1)
+        try:
+            obs, reward, *_, info = env.step(action)
+        except ValueError as err:
+            outcomes.append(("error", str(err)))
+        else:
+            outcomes.append(("ok", obs, reward, float(np.asarray(info["units"]).reshape(-1)[0])))
+    assert outcomes[0][0] == outcomes[1][0]
+    if outcomes[0][0] == "error":
+        assert outcomes[0][1] == outcomes[1][1]
+    else:
+        np.testing.assert_allclose(outcomes[0][1], outcomes[1][1], rtol=1e-6, atol=1e-7)
+        assert outcomes[0][2] == pytest.approx(outcomes[1][2], rel=1e-9, abs=1e-12)
+        assert outcomes[0][3] == pytest.approx(outcomes[1][3], rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize("action_mode", ["exposure", "sizing"])
+def test_fast_path_info_keys_types_and_fresh_observations(get_data, action_mode):
+    from envs.single_pair import INFO_KEYS
+
+    env = FxRiskEnv(config=dataclasses.replace(CFG, action_mode=action_mode), data=get_data(1)[1])
+    assert env._single is not None
+    obs, _ = env.reset(seed=3)
+    seen = [obs]
+    infos = []
+    for a in (0.5, -1.0, 1.0, 0.0):
+        obs, reward, terminated, truncated, info = env.step(np.array([a], dtype=np.float32))
+        assert obs.dtype == np.float32 and obs.shape == env.observation_space.shape and obs.flags.c_contiguous
+        assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
+        assert list(info) == list(INFO_KEYS)
+        for key, value in info.items():
+            expected = int if key == "t" else bool if key in ("var_breach", "clipped", "margin_call",
+                                                               "stopped_out") else float
+            assert type(value) is expected, key
+        assert not any(np.shares_memory(obs, o) for o in seen)
+        assert all(info is not i for i in infos)
+        seen.append(obs)
+        infos.append(info)
+    kept = [o.copy() for o in seen]
+    env.step(np.array([0.1], dtype=np.float32))
+    for a, b in zip(seen, kept):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize(("n_pairs", "fast_path"), [(1, True), (1, False), (2, True)])
 def test_sizing_mode_maps_the_symmetric_action_to_a_size_along_the_signal(get_data, n_pairs, fast_path):
     """Sizing: a in [-1, 1] → size (a + 1) / 2 in [0, 1] × the momentum signal's direction."""
