@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_data.py
 	$(PY) scripts/bench_forecasters.py
 	$(PY) scripts/bench_env.py
+	$(PY) scripts/bench_training.py
 
 clean-venv:
 	rm -rf $(VENV)
