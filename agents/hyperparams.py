@@ -13,6 +13,7 @@ from pathlib import Path
 from envs.config import EnvConfig
 from simulator.configuration import from_mapping, load_yaml, to_mapping
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 DEFAULT_CONFIG = HYPERPARAMS_DIR / "ppo_default.yaml"
 DATA_SOURCES = ("sample", "synthetic", "planted_edge", "csv")
@@ -22,15 +23,18 @@ DATA_SOURCES = ("sample", "synthetic", "planted_edge", "csv")
 class DataConfig:
     """Which market to train on and how it is split by date (train / validation / test).
 
-    ``source``: ``sample`` (bundled EURUSD 2017), ``synthetic`` (the G10-style generator),
-    ``planted_edge`` (synthetic with a learnable sizing edge), ``csv`` (``csv_path`` with
-    ``csv_preset``). ``n_bars`` and ``data_seed`` apply to the generated sources.
+    ``source``: ``sample`` (bundled EURUSD 2017), ``synthetic`` (the G10-style generator:
+    ``synthetic_config`` names a generator YAML — relative paths from the repository, e.g.
+    ``simulator/data/synthetic_g10.yaml`` — or, when unset, typical parameters for
+    ``symbols``), ``planted_edge`` (synthetic with a learnable sizing edge), ``csv``
+    (``csv_path`` with ``csv_preset``). ``n_bars`` and ``data_seed`` apply to the generated sources.
     """
 
     source: str = "sample"
     symbols: tuple[str, ...] = ("EURUSD",)
     n_bars: int = 20_000
     data_seed: int = 0
+    synthetic_config: str | None = None
     csv_path: str | None = None
     csv_preset: str = "generic"
     train: float = 0.6
@@ -39,6 +43,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.source not in DATA_SOURCES:
             raise ValueError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
+        if self.synthetic_config is not None and self.source != "synthetic":
+            raise ValueError("data.synthetic_config applies to data.source 'synthetic' only")
         if self.source == "csv" and not self.csv_path:
             raise ValueError("data.source 'csv' needs data.csv_path")
         if self.n_bars < 1000:

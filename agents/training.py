@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, TradingMetricsCallback,
                               write_json)
 from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
-from agents.hyperparams import DataConfig, TrainConfig
+from agents.hyperparams import REPO_ROOT, DataConfig, TrainConfig
 from agents.lagrangian import LagrangianCostWrapper
 from envs.config import EnvConfig
 from envs.data import EnvData, prepare_env_data
@@ -60,9 +60,14 @@ def load_market(config: DataConfig) -> MarketData:
         return load_sample()
     rng = np.random.default_rng(config.data_seed)
     if config.source == "synthetic":
-        from simulator.synthetic import default_config, generate_market
+        from simulator.synthetic import SyntheticConfig, default_config, generate_market
 
-        return generate_market(default_config(config.symbols), config.n_bars, rng=rng).market
+        if config.synthetic_config is None:
+            synthetic = default_config(config.symbols)
+        else:
+            path = Path(config.synthetic_config)
+            synthetic = SyntheticConfig.from_yaml(path if path.is_absolute() else REPO_ROOT / path)
+        return generate_market(synthetic, config.n_bars, rng=rng).market
     if config.source == "planted_edge":
         from simulator.planted_edge import planted_edge_market
 

@@ -7,9 +7,11 @@
               constraint (constrained PPO), on the sample's training span (60%), best
               model chosen on the validation span (20%)
 4. stress     the three agents and every rule-based baseline × every shipped scenario × 3 seeds on
-              the untouched test span (20%)
-5. report     ranking with bootstrap CIs, paired test of the best agent against the best
-              baseline, deflated Sharpe, heatmaps, curves (HTML + Markdown + PNG)
+              the untouched test span (20%); and the baselines on a synthetic three-pair
+              market (agents/hyperparams/g10_synthetic.yaml), where the multi-pair scenarios
+              (correlation break, replays on their own pairs) apply for real
+5. report     per stress run: ranking with bootstrap CIs, paired test of the best agent against
+              the best baseline, deflated Sharpe, heatmaps, curves (HTML + Markdown + PNG)
 
 Everything goes to one fresh folder runs/main-<UTC time>/ (each step in its own run folder
 inside it). Ends with the path of the report and its headline table.
@@ -35,6 +37,7 @@ from agents.hyperparams import HYPERPARAMS_DIR  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
 QUICK_SCENARIOS = ("baseline", "spread_x10", "snb_2015", "vol_shock")
+QUICK_MULTI_PAIR_SCENARIOS = ("baseline", "correlation_break", "gbp_flash_2016")
 
 
 def script(name: str):
@@ -95,28 +98,40 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
         models.append(f"{name}={newest(root / 'training', prefix)}")
-    step(4, "stress tests: agents and baselines x scenarios x seeds on the test span")
-    stress_args = ["--out", str(root), "--seeds", *map(str, seeds)]
+    step(4, "stress tests: agents and baselines x scenarios x seeds on the sample's test span")
+    common = ["--seeds", *map(str, seeds)] + (["--workers", str(args.workers)] if args.workers else [])
+    stress_args = ["--out", str(root / "sample"), *common]
     for model in models:
         stress_args += ["--model", model]
     if args.quick:
         stress_args += ["--scenarios", *QUICK_SCENARIOS]
-    if args.workers:
-        stress_args += ["--workers", str(args.workers)]
     rc = script("stress_test").main(stress_args)
     if rc:
         return rc
-    stress_dir = newest(root, "stress-")
-    step(5, "report")
+    step(4, "stress tests: baselines on a synthetic three-pair market (EURUSD, GBPUSD, USDJPY)")
+    multi_args = ["--out", str(root / "g10"), "--config", str(HYPERPARAMS_DIR / "g10_synthetic.yaml"), *common]
+    if args.quick:
+        multi_args += ["--scenarios", *QUICK_MULTI_PAIR_SCENARIOS]
+    rc = script("stress_test").main(multi_args)
+    if rc:
+        return rc
+    step(5, "report: synthetic three-pair market")
+    rc = script("compare").main([str(newest(root / "g10", "stress-"))])
+    if rc:
+        return rc
+    step(5, "report: bundled sample, agents against baselines")
+    stress_dir = newest(root / "sample", "stress-")
     rc = script("compare").main([str(stress_dir)])
     if rc:
         return rc
     final = folder.finish()
-    reports = sorted((final / stress_dir.name).glob("report*/report.html"))
+    reports = {name: sorted((final / name).glob("stress-*/report*/report.html")) for name in ("g10", "sample")}
     print(f"\nmain job finished in {time.perf_counter() - start:.0f} s")
     print(f"run folder: {final}")
-    if reports:
-        print(f"report:     {reports[-1]}")
+    if reports["g10"]:
+        print(f"report (synthetic three-pair market, baselines): {reports['g10'][-1]}")
+    if reports["sample"]:
+        print(f"report (bundled sample, agents and baselines):   {reports['sample'][-1]}")
     return 0
 
 

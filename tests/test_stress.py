@@ -121,14 +121,17 @@ def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
     assert rc == 0
     (run,) = tmp_path.iterdir()
     assert run.name.startswith("main-") and not run.name.endswith(".partial")
-    reports = list(run.glob("stress-*/report/report.html"))
-    assert reports and reports[0].stat().st_size > 10_000
-    results = pd.read_csv(next(run.glob("stress-*/results.csv")))
+    for market in ("sample", "g10"):
+        reports = list(run.glob(f"{market}/stress-*/report/report.html"))
+        assert reports and reports[0].stat().st_size > 10_000, market
+    multi = pd.read_csv(next(run.glob("g10/stress-*/results.csv")))
+    assert "correlation_break" in set(multi.scenario)  # a three-pair market: it applies
+    results = pd.read_csv(next(run.glob("sample/stress-*/results.csv")))
     assert {"ppo", "ppo_penalty", "ppo_lagrangian", "flat", "vol_target"} <= set(results.policy)
     assert set(results[results.policy == "ppo"].kind) == {"agent"}
     # Each agent acts in the env it was trained in; baselines in the plan's (the first model's).
     modes = results.groupby("policy").var_mode.agg(set)
     assert modes["ppo"] == {"shield"} and modes["ppo_lagrangian"] == {"cost"} and modes["ppo_penalty"] == {"penalty"} and modes["flat"] == {"shield"}
     out = capsys.readouterr().out
-    assert "report:" in out.splitlines()[-1] and "Sharpe" in out
+    assert out.splitlines()[-1].startswith("report (bundled sample") and "Sharpe" in out
     assert np.isfinite(results.sharpe_ratio).all()
