@@ -258,3 +258,13 @@ def test_recurrent_ppo_option_trains_saves_and_evaluates(tmp_path) -> None:
     assert type(policy.model).__name__ == "RecurrentPPO"
     result = run_policy(policy, trainer.data.test, evaluation_config(cfg.env))
     assert len(result.records) > 100 and np.isfinite(result.summary["total_return"]).all()
+
+
+def test_synthetic_source_reads_a_generator_yaml() -> None:
+    cfg = TrainConfig.from_yaml(HYPERPARAMS_DIR / "g10_synthetic.yaml")
+    market = load_market(replace(cfg.data, n_bars=1500))
+    assert market.symbols == ("EURUSD", "GBPUSD", "USDJPY") and len(market) == 1500
+    corr = np.corrcoef(market.log_returns()[1:].T)
+    assert corr[0, 1] > 0.3 and corr[0, 2] < 0  # the file's correlation matrix
+    with pytest.raises(ValueError, match="synthetic_config applies to data.source 'synthetic'"):
+        DataConfig(source="sample", synthetic_config="simulator/data/synthetic_g10.yaml")
