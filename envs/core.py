@@ -377,7 +377,7 @@ class FxRiskCore:
 
     def _step_pair(self, state: BatchState, action: np.ndarray, skip: np.ndarray | None, obs: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        """The one-pair kernel: step (and observe into ``obs`` when it has rows) in one pass."""
+        """The one-pair kernel: step, then observe into ``obs`` when it has rows, in one compiled call."""
         k = self._pair
         n = len(state.t)
         for name in ("t", "end"):

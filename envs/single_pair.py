@@ -402,9 +402,6 @@ def pair_batch_step(bars, table, prm_arr, t_arr, end, cash, units, avg, quote, p
     the inlined scalar functions: that would cost reference counts per account).
     """
     prm = param_tuple(prm_arr)
-    sizing = prm[P_SIZING] != 0.0
-    market_dim = table.shape[1]
-    observe = obs.shape[0] > 0
     for i in range(t_arr.shape[0]):
         t = t_arr[i]
         if skip[i]:
@@ -415,7 +412,6 @@ def pair_batch_step(bars, table, prm_arr, t_arr, end, cash, units, avg, quote, p
             for k in range(out_b.shape[0]):
                 out_b[k, i] = False
             out_f[1, i] = equity[i]
-            bt = bar_row(bars, t)
         else:
             bn = bar_row(bars, t + 1)
             state, reward, terminated, truncated, info = pair_step(
@@ -426,9 +422,7 @@ def pair_batch_step(bars, table, prm_arr, t_arr, end, cash, units, avg, quote, p
             (n, eq, c, r, u, exposure, filled, unfilled, fill_price, spread_cost, impact_cost, slip_cost, commission,
              financing, fin_cost, liq_cost, costs, turnover, var_held, var_requested, limit, utilisation, breach,
              excess, scale, clipped, level, margin_call, stopped, drawdown) = info
-            t = n
             t_arr[i] = n
-            bt = bn
             out_f[0, i] = reward
             out_f[1, i] = eq
             out_f[2, i] = c
@@ -461,22 +455,8 @@ def pair_batch_step(bars, table, prm_arr, t_arr, end, cash, units, avg, quote, p
             out_b[3, i] = clipped
             out_b[4, i] = margin_call
             out_b[5, i] = stopped
-        if observe:
-            frac, unrealised, util, margin, drawdown, last = pair_account(bt, prm, units[i, 0], avg[i, 0],
-                                                                              peak[i], equity[i], last_scale[i])
-            for k in range(market_dim):
-                obs[i, k] = table[t, k]
-            col = market_dim
-            obs[i, col] = frac
-            col += 1
-            if sizing:
-                obs[i, col] = bt[SIGNAL]
-                col += 1
-            obs[i, col] = 0.0 + unrealised  # as batch_observe's sum from 0.0 (the sign of a zero)
-            obs[i, col + 1] = util
-            obs[i, col + 2] = margin
-            obs[i, col + 3] = drawdown
-            obs[i, col + 4] = last
+    if obs.shape[0] > 0:  # the next observations, in a second pass over the accounts
+        pair_batch_observe(bars, table, prm_arr, t_arr, units, avg, peak, equity, last_scale, obs)
 
 
 @_jit(cache=True, error_model="numpy")

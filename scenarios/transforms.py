@@ -18,6 +18,7 @@ continuous (returns after the window are unchanged).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -244,7 +245,7 @@ class Transform:
 
 
 @dataclass(frozen=True, kw_only=True)
-class WindowedTransform(Transform):
+class WindowedTransform(Transform, ABC):
     """A transform of the bars over a window of the evaluation span.
 
     ``pairs``: ``"all"`` or a list of symbols. ``start``: fraction of the span (0..1) where the
@@ -304,9 +305,10 @@ class WindowedTransform(Transform):
         """The explicitly named pairs (empty for ``"all"``)."""
         return () if self.pairs == ALL else self.pairs  # type: ignore[return-value]
 
+    @abstractmethod
     def apply(self, bars: pd.DataFrame, window: tuple[int, int], rng: np.random.Generator,
               pairs: tuple[str, ...]) -> pd.DataFrame:
-        raise NotImplementedError
+        """New bars with this transform applied to ``pairs`` over bar positions ``window``."""
 
 
 @dataclass(frozen=True, kw_only=True)
