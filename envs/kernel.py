@@ -6,7 +6,7 @@ order, in microseconds. Tests run both and require identical trajectories — th
 core in :mod:`envs.core` and :mod:`simulator.engine` stays the readable reference.
 
 A one-pair market has its own kernel (:func:`envs.single_pair.pair_batch_step`, ~3x faster:
-the single environment's scalar step in a loop, fused with the observation; it lives next to
+the single environment's scalar step in a loop, then the observation, in one call; it lives next to
 that step because numba's cache does not notice changes to functions in other files). Tests
 hold it bit for bit equal to :func:`batch_step`.
 Not parallel (``prange``): on this 2-core target the GNU OpenMP layer halves the kernel when

@@ -3,7 +3,7 @@
 Why: a vector of N single environments runs N Python ``step()`` calls per batch step; here
 one :class:`~envs.core.FxRiskCore` steps a :class:`~envs.core.BatchState` of N accounts in one
 compiled pass (:mod:`envs.kernel`; one pair: the single environment's own scalar step, batched,
-fused with the observation), so a step over 1,024 accounts costs ~0.15 ms.
+then the observation, in one call), so a step over 1,024 accounts costs ~0.15 ms.
 
 Semantics are those of ``gymnasium.vector.SyncVectorEnv`` over N :class:`~envs.fx_env.FxRiskEnv`
 (the tests hold them equal, trajectory and infos):
