@@ -40,8 +40,8 @@ from ta.volatility import AverageTrueRange
 
 from agents.policies import AccountView, fraction_to_action
 from envs.data import EnvData
+from simulator.metrics import bars_per_year
 
-NS_PER_DAY = 86_400 * 10**9
 
 
 # -- config validation ---------------------------------------------------------------------
@@ -164,18 +164,16 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def infer_bars_per_year(index: np.ndarray, upto: int, trading_days: float = 260.0) -> float:
-    """Bars per year from the median spacing of ``index[: upto + 1]`` (int64 ns) × ``trading_days``.
+    """:func:`simulator.metrics.bars_per_year` of ``index[: upto + 1]`` (int64 ns).
 
     Why only up to ``upto``: a baseline reads no timestamp after the bars it has seen; the
     warm-up bars (<= the first decision bar) already fix the bar frequency.
     """
-    stamps = np.asarray(index[: max(int(upto), 1) + 1], dtype=np.int64)
-    gaps = np.diff(stamps)
-    gaps = gaps[gaps > 0]
-    if gaps.size == 0:
+    value = bars_per_year(np.asarray(index[: max(int(upto), 1) + 1]), trading_days_per_year=trading_days)
+    if not np.isfinite(value):
         raise ValueError("cannot infer the bar frequency from fewer than two distinct timestamps; "
                          "set bars_per_year explicitly")
-    return float(trading_days * NS_PER_DAY / np.median(gaps))
+    return value
 
 
 def causal_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:

@@ -59,7 +59,7 @@ import shutil
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,24 +367,15 @@ def _finite(x: Iterable[float]) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
-def _mean(x: Iterable[float]) -> float:
-    v = _finite(x)
-    return float(v.mean()) if v.size else math.nan
+def _finite_stat(reduce: Callable[[np.ndarray], Any]) -> Callable[[Iterable[float]], float]:
+    """``reduce`` over the finite values only; NaN when there are none."""
+    def stat(x: Iterable[float]) -> float:
+        v = _finite(x)
+        return float(reduce(v)) if v.size else math.nan
+    return stat
 
 
-def _max(x: Iterable[float]) -> float:
-    v = _finite(x)
-    return float(v.max()) if v.size else math.nan
-
-
-def _min(x: Iterable[float]) -> float:
-    v = _finite(x)
-    return float(v.min()) if v.size else math.nan
-
-
-def _sum(x: Iterable[float]) -> float:
-    v = _finite(x)
-    return float(v.sum()) if v.size else math.nan
+_mean, _max, _min, _sum = (_finite_stat(f) for f in (np.mean, np.max, np.min, np.sum))
 
 
 def rank_policies(results: pd.DataFrame, *, rng: np.random.Generator, confidence: float = 0.95,
