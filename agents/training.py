@@ -138,6 +138,20 @@ def normaliser_from_state(state: dict[str, Any]) -> ObservationNormaliser:
                                  state["epsilon"])
 
 
+def resolve_model(path: str | Path) -> tuple[Path, Path]:
+    """``(model .zip, run folder)`` from a training run folder (its best model, else the final
+    one) or a model file; a missing one is one clear line."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best_model.zip", "model.zip"):
+            if (path / name).is_file():
+                return path / name, path
+        raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — is this a finished training run folder?")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model — pass a training run folder or its model .zip")
+    return path, path.parent
+
+
 def load_trained_policy(model_path: str | Path, normalisation_path: str | Path | None = None,
                         name: str = "ppo") -> TrainedPolicy:
     """A saved model (SB3 zip: load only your own) and its JSON normalisation statistics."""
@@ -373,4 +387,4 @@ def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
 
 
 __all__ = ["SplitData", "Trainer", "atomic_write_text", "latest_checkpoint", "load_market", "load_trained_policy",
-           "resume", "split_data", "train", "with_overrides"]
+           "resolve_model", "resume", "split_data", "train", "with_overrides"]

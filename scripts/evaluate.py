@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES, make_baseline  # noqa: E402
 from agents.evaluation import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
-from agents.training import load_market, load_trained_policy, split_data  # noqa: E402
+from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
 from simulator.configuration import from_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
@@ -47,16 +47,6 @@ def parse_params(items: list[str]) -> dict[str, float | str]:
         except ValueError:
             out[key] = value
     return out
-
-
-def resolve_model(path: Path) -> tuple[Path, Path]:
-    """(model zip, run folder) from a run folder or a model file."""
-    if path.is_dir():
-        for name in ("best_model.zip", "model.zip"):
-            if (path / name).is_file():
-                return path / name, path
-        raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — is this a finished training run folder?")
-    return path, path.parent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,32 +98,26 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
         models.append(f"{name}={newest(root / 'training', prefix)}")
-    step(4, "stress tests: agents and baselines x scenarios x seeds on the sample's test span")
     common = ["--seeds", *map(str, seeds)] + (["--workers", str(args.workers)] if args.workers else [])
-    stress_args = ["--out", str(root / "sample"), *common]
-    for model in models:
-        stress_args += ["--model", model]
-    if args.quick:
-        stress_args += ["--scenarios", *QUICK_SCENARIOS]
-    rc = script("stress_test").main(stress_args)
-    if rc:
-        return rc
-    step(4, "stress tests: baselines on a synthetic three-pair market (EURUSD, GBPUSD, USDJPY)")
-    multi_args = ["--out", str(root / "g10"), "--config", str(HYPERPARAMS_DIR / "g10_synthetic.yaml"), *common]
-    if args.quick:
-        multi_args += ["--scenarios", *QUICK_MULTI_PAIR_SCENARIOS]
-    rc = script("stress_test").main(multi_args)
-    if rc:
-        return rc
-    step(5, "report: synthetic three-pair market")
-    rc = script("compare").main([str(newest(root / "g10", "stress-"))])
-    if rc:
-        return rc
-    step(5, "report: bundled sample, agents against baselines")
-    stress_dir = newest(root / "sample", "stress-")
-    rc = script("compare").main([str(stress_dir)])
-    if rc:
-        return rc
+    # (folder, title, extra stress_test.py arguments, quick-mode scenarios); reports in reverse,
+    # so the sample's headline table is the last thing printed.
+    runs = (("sample", "agents and baselines x scenarios x seeds on the sample's test span",
+             [a for m in models for a in ("--model", m)], QUICK_SCENARIOS),
+            ("g10", "baselines on a synthetic three-pair market (EURUSD, GBPUSD, USDJPY)",
+             ["--config", str(HYPERPARAMS_DIR / "g10_synthetic.yaml")], QUICK_MULTI_PAIR_SCENARIOS))
+    for name, title, extra, quick in runs:
+        step(4, f"stress tests: {title}")
+        stress_args = ["--out", str(root / name), *common, *extra]
+        if args.quick:
+            stress_args += ["--scenarios", *quick]
+        rc = script("stress_test").main(stress_args)
+        if rc:
+            return rc
+    for name, *_ in reversed(runs):
+        step(5, f"report: {name}")
+        rc = script("compare").main([str(newest(root / name, "stress-"))])
+        if rc:
+            return rc
     final = folder.finish()
     reports = {name: sorted((final / name).glob("stress-*/report*/report.html")) for name in ("g10", "sample")}
     print(f"\nmain job finished in {time.perf_counter() - start:.0f} s")

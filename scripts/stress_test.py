@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
 from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
+from agents.training import resolve_model  # noqa: E402
 from simulator.configuration import from_mapping, to_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
@@ -51,15 +52,7 @@ def model_spec(text: str) -> tuple[PolicySpec, Path]:
     path = Path(path_text if sep else name)
     if not sep:
         name = "ppo"
-    if path.is_dir():
-        found = [path / c for c in ("best_model.zip", "model.zip") if (path / c).is_file()]
-        if not found:
-            raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — pass a finished training run folder")
-        model, run_dir = found[0], path
-    elif path.is_file():
-        model, run_dir = path, path.parent
-    else:
-        raise FileNotFoundError(f"{path}: no such model — pass a training run folder or its model .zip")
+    model, run_dir = resolve_model(path)
     # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
     env = None
     if (run_dir / "config.yaml").is_file():
