@@ -16,29 +16,55 @@ from simulator.configuration import from_mapping, load_yaml, to_mapping
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 DEFAULT_CONFIG = HYPERPARAMS_DIR / "ppo_default.yaml"
-DATA_SOURCES = ("sample", "synthetic", "planted_edge", "csv")
+DATA_SOURCES = ("sample", "synthetic", "planted_edge", "csv", "ecb")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """Which market to train on and how it is split by date (train / validation / test).
 
-    ``source``: ``sample`` (bundled EURUSD 2017), ``synthetic`` (the G10-style generator:
-    ``synthetic_config`` names a generator YAML — relative paths from the repository, e.g.
-    ``simulator/data/synthetic_g10.yaml`` — or, when unset, typical parameters for
-    ``symbols``), ``planted_edge`` (synthetic with a learnable sizing edge), ``csv``
-    (``csv_path`` with ``csv_preset``). ``n_bars`` and ``data_seed`` apply to the generated sources.
+    ``source``: ``sample`` (bundled EURUSD 2017 hourly), ``ecb`` (ECB daily reference rates
+    1999 onward for ``symbols``, see :mod:`simulator.ecb`), ``csv`` (``csv_path`` with
+    ``csv_preset``: one file, or a mapping symbol → file, one per pair), ``synthetic`` (the
+    G10-style generator: ``synthetic_config`` names a generator YAML — relative paths from the
+    repository, e.g. ``simulator/data/synthetic_g10.yaml`` — or, when unset, typical parameters
+    for ``symbols``), ``planted_edge`` (synthetic with a learnable sizing edge). ``n_bars`` and
+    ``data_seed`` apply to the generated sources.
+
+    The split: ``train_end`` and ``validation_end`` (dates, inclusive) when given, else the
+    fractions ``train`` and ``validation`` of the bars; the test span is the rest.
     """
 
     source: str = "sample"
+    """Market data source: sample, ecb, csv, synthetic or planted_edge."""
     symbols: tuple[str, ...] = ("EURUSD",)
+    """Pairs to load (ecb, csv, synthetic)."""
+    start: str | None = None
+    """First date of the data to use (inclusive); None: from the source's first bar."""
+    end: str | None = None
+    """Last date of the data to use (inclusive); None: to the source's last bar."""
     n_bars: int = 20_000
+    """Bars to generate (synthetic, planted_edge)."""
     data_seed: int = 0
+    """Seed of the generated sources."""
     synthetic_config: str | None = None
-    csv_path: str | None = None
+    """Generator YAML for source synthetic (relative to the repository)."""
+    csv_path: str | dict[str, str] | None = None
+    """CSV file (relative to the repository or absolute), or a mapping symbol → file."""
     csv_preset: str = "generic"
+    """CSV layout preset: generic, close_only, wide, histdata, dukascopy, metatrader4, metatrader5."""
+    csv_columns: dict[str, str | int] | None = None
+    """Column mapping replacing the preset's (field → header name or 0-based position)."""
+    max_fill: int = 5
+    """Longest gap of missing closes carried forward (close-only data: ecb, close_only, wide), bars."""
     train: float = 0.6
+    """Share of bars for training when no train_end date is given."""
     validation: float = 0.2
+    """Share of bars for validation when no validation_end date is given."""
+    train_end: str | None = None
+    """Last date of the training span (inclusive), e.g. 2013-12-31."""
+    validation_end: str | None = None
+    """Last date of the validation span (inclusive), e.g. 2017-12-31; the test span follows."""
 
     def __post_init__(self) -> None:
         if self.source not in DATA_SOURCES:
@@ -47,11 +73,43 @@ class DataConfig:
             raise ValueError("data.synthetic_config applies to data.source 'synthetic' only")
         if self.source == "csv" and not self.csv_path:
             raise ValueError("data.source 'csv' needs data.csv_path")
+        if self.csv_path is not None and not (
+                (isinstance(self.csv_path, str) and self.csv_path)
+                or (isinstance(self.csv_path, dict) and self.csv_path
+                    and all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.csv_path.items()))):
+            raise ValueError(f"data.csv_path must be a file path or a mapping symbol -> file, got {self.csv_path!r}")
+        if isinstance(self.csv_path, dict):
+            from simulator.pairs import normalise_symbol
+
+            named = {normalise_symbol(k) for k in self.csv_path}
+            wanted = {normalise_symbol(s) for s in self.symbols}
+            if named != wanted:
+                raise ValueError(f"data.csv_path names files for {sorted(named)} but data.symbols is "
+                                 f"{sorted(wanted)} — give one file per symbol")
+        if self.csv_columns is not None and not isinstance(self.csv_columns, dict):
+            raise ValueError(f"data.csv_columns must be a mapping field -> column, got {self.csv_columns!r}")
+        if not self.symbols:
+            raise ValueError("data.symbols must name at least one pair")
         if self.n_bars < 1000:
             raise ValueError(f"data.n_bars must be >= 1000, got {self.n_bars}")
+        if self.max_fill < 0:
+            raise ValueError(f"data.max_fill must be >= 0, got {self.max_fill}")
+        if (self.train_end is None) != (self.validation_end is None):
+            raise ValueError("give both data.train_end and data.validation_end (dates), or neither (fractions)")
         if not (0 < self.train and 0 < self.validation and self.train + self.validation < 1):
             raise ValueError(f"need 0 < data.train, 0 < data.validation and their sum < 1 "
                              f"(got {self.train}, {self.validation})")
+        for key in ("start", "end", "train_end", "validation_end"):
+            value = getattr(self, key)
+            if value is not None:
+                import pandas as pd
+
+                try:
+                    ok = not pd.isna(pd.Timestamp(value))
+                except (ValueError, TypeError):
+                    ok = False
+                if not ok:
+                    raise ValueError(f"data.{key} {value!r} is not a date — write YYYY-MM-DD")
 
 
 @dataclass(frozen=True, kw_only=True)

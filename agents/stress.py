@@ -115,7 +115,7 @@ def _market(training: TrainConfig):
 
     key = json.dumps(training.data.__dict__, sort_keys=True, default=str)
     if _WORKER_CACHE.get("market_key") != key:
-        _WORKER_CACHE["market"] = load_market(training.data)
+        _WORKER_CACHE["market"] = load_market(training.data, account_currency=training.env.account.currency)
         _WORKER_CACHE["market_key"] = key
     return _WORKER_CACHE["market"]
 
@@ -125,8 +125,7 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
     """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row)."""
     import torch
 
-    from agents.training import split_data
-    from forecasters.base import Split
+    from agents.training import make_split, split_data
     from scenarios import ScenarioError, apply_scenario, get_scenario
 
     torch.set_num_threads(1)
@@ -134,7 +133,7 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
     market = _market(training)
     scenario = get_scenario(scenario_name, plan.scenario_dirs)
     n = len(market)
-    split = Split.by_fraction(n, training.data.train, training.data.validation)
+    split = make_split(market, training.data)
     span = (split.val_end, n) if plan.split == "test" else (split.train_end, split.val_end)
     # Policies acting in the same env config share one stressed market and its arrays. The
     # market is the same for every config: the scenario's draws do not depend on settings.

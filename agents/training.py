@@ -44,6 +44,7 @@ from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.base import Split
 from forecasters.cache import ForecastCache
 from simulator.configuration import from_mapping
+from simulator.errors import ConfigError, DataError
 from simulator.market import MarketData
 from simulator.metrics import bars_per_year
 from simulator.run_folder import RunFolder, atomic_write_text
@@ -52,29 +53,96 @@ CHECKPOINT_PREFIX = "step-"
 
 
 # -- data ------------------------------------------------------------------------------------
-def load_market(config: DataConfig) -> MarketData:
-    """The market a training config names (generated sources use ``data_seed``)."""
+def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketData:
+    """The market a training config names (generated sources use ``data_seed``), cut to ``start``..``end``.
+
+    ``account_currency`` lets the ECB source add the conversion rates the account needs.
+    """
     if config.source == "sample":
         from simulator.sample import load_sample
 
-        return load_sample()
-    rng = np.random.default_rng(config.data_seed)
-    if config.source == "synthetic":
+        market = load_sample()
+    elif config.source == "ecb":
+        from simulator.ecb import load_ecb
+
+        return load_ecb(list(config.symbols), start=config.start, end=config.end, account_currency=account_currency,
+                        max_fill=config.max_fill)
+    elif config.source == "synthetic":
         from simulator.synthetic import SyntheticConfig, default_config, generate_market
 
+        rng = np.random.default_rng(config.data_seed)
         if config.synthetic_config is None:
             synthetic = default_config(config.symbols)
         else:
             path = Path(config.synthetic_config)
             synthetic = SyntheticConfig.from_yaml(path if path.is_absolute() else REPO_ROOT / path)
-        return generate_market(synthetic, config.n_bars, rng=rng).market
-    if config.source == "planted_edge":
+        market = generate_market(synthetic, config.n_bars, rng=rng).market
+    elif config.source == "planted_edge":
         from simulator.planted_edge import planted_edge_market
 
-        return planted_edge_market(config.n_bars, rng=rng).market
-    from simulator.csv_loader import load_csv
+        market = planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed)).market
+    else:
+        market = load_csv_market(config)
+    if config.start is None and config.end is None:
+        return market
+    return cut_to_dates(market, config.start, config.end)
 
-    return load_csv(config.csv_path, fmt=config.csv_preset, symbol=config.symbols[0])
+
+def load_csv_market(config: DataConfig) -> MarketData:
+    """``data.csv_path`` as a market: one file (any preset, wide for several pairs) or one file per pair.
+
+    Several files are put on one clock by an inner join: a bar is kept when every pair has it,
+    and the bars dropped from each file are counted in ``market.notes``.
+    """
+    from dataclasses import replace as _replace
+
+    from simulator.csv_loader import load_csv, preset
+
+    fmt = preset(config.csv_preset)
+    if config.csv_columns is not None:
+        try:
+            fmt = _replace(fmt, name=f"{fmt.name}+csv_columns", columns=dict(config.csv_columns))
+        except ValueError as exc:
+            raise ConfigError(f"data.csv_columns: {exc}") from None
+
+    def resolve(path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() or p.exists() else REPO_ROOT / p
+
+    if isinstance(config.csv_path, dict):
+        from simulator.pairs import normalise_symbol
+
+        loaded = [load_csv(resolve(path), fmt=fmt, symbol=normalise_symbol(sym), max_fill=config.max_fill)
+                  for sym, path in config.csv_path.items()]
+        frames = {m.symbols[0]: m.pair(m.symbols[0]) for m in loaded}
+        notes = [f"{m.symbols[0]}: {n}" for m in loaded for n in m.notes]
+        notes.append("one file per pair, put on one clock by an inner join (bars every pair has)")
+        return MarketData.from_frames(frames, [m.pairs[0] for m in loaded], source=", ".join(
+            str(resolve(p)) for p in config.csv_path.values()), join="inner", notes=notes)
+    return load_csv(resolve(config.csv_path), fmt=fmt, symbol=config.symbols[0], symbols=list(config.symbols),
+                    max_fill=config.max_fill)
+
+
+def cut_to_dates(market: MarketData, start: str | None, end: str | None) -> MarketData:
+    """Bars from ``start`` through ``end`` (dates, inclusive); an empty result is one clear line."""
+    import pandas as pd
+
+    end_excl = None if end is None else pd.Timestamp(end) + pd.Timedelta(days=1)
+    cut = market.slice(start, end_excl)
+    if len(cut) < 3:
+        raise DataError(f"only {len(cut)} bars between {start} and {end} (data spans {market.index[0]} .. "
+                        f"{market.index[-1]})", source=market.source, field="start/end",
+                        hint="choose dates inside the data")
+    return MarketData(bars=cut.bars, pairs=cut.pairs, source=cut.source,
+                      notes=(*cut.notes, f"cut to {start or 'start'} .. {end or 'end'}"), conversion=cut.conversion)
+
+
+def make_split(market: MarketData, data: DataConfig) -> Split:
+    """The walk-forward split ``data`` asks for: dates (``train_end``/``validation_end``) or fractions."""
+    if data.train_end is not None:
+        return Split.by_date(market.index, data.train_end, data.validation_end, source="data",
+                             keys=("data.train_end", "data.validation_end"))
+    return Split.by_fraction(len(market), data.train, data.validation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +171,7 @@ class SplitData:
 def split_data(market: MarketData, env: EnvConfig, data: DataConfig, *, cache: ForecastCache | None = None
                ) -> SplitData:
     """Prepare the env arrays for ``market`` and confine episodes to train / validation / test spans."""
-    split = Split.by_fraction(len(market), data.train, data.validation)
+    split = make_split(market, data)
     full = prepare_env_data(market, env, cache=cache)
     if full.first_step + env.window >= split.train_end:
         raise ValueError(f"the warm-up ({full.first_step} bars of features, forecasts and VaR) leaves no training "
@@ -193,7 +261,7 @@ class Trainer:
         self.progress = progress
         self.log = log
         torch.set_num_threads(config.ppo.torch_threads)
-        market = load_market(config.data)
+        market = load_market(config.data, account_currency=config.env.account.currency)
         self.data = split_data(market, config.env, config.data, cache=cache)
         self.bars_per_year = bars_per_year(self.data.full.index)
         self.eval_history: list[dict[str, float]] = []

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulator.account import AccountConfig
 from simulator.configuration import from_mapping, load_yaml
+from simulator.errors import ConfigError
 from simulator.execution import ExecutionConfig
 from simulator.financing import FinancingConfig
+from simulator.frequency import Duration, check_duration, to_bars
 
 ACTION_MODES = ("exposure", "sizing")
 SIZE_UNITS = ("leverage", "var_budget")
@@ -17,6 +18,13 @@ VAR_MODES = ("shield", "penalty", "cost")
 REWARDS = ("log_return", "differential_sharpe", "risk_penalised")
 RISK_PENALTIES = ("variance", "drawdown")
 VOL_MODELS = ("ewma", "garch-t", "garch-normal", "gjr-t", "egarch-t")
+DEPTH_MODELS = ("bis2022",)
+
+DURATION_FIELDS: tuple[str, ...] = ("signal_lookback", "episode_bars", "var_window", "garch_window",
+                                    "garch_refit_every", "garch_min_window", "ewma_halflife", "corr_halflife")
+"""Settings that mean time: a number of bars, or a trading-time duration converted with the bar length."""
+ESTIMATION_WINDOWS: tuple[str, ...] = ("var_window", "garch_window", "garch_min_window")
+"""Sample sizes of estimators: converted durations never go below ``min_estimation_bars`` observations."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,16 +49,44 @@ class EnvConfig:
     * reward: ``log_return`` of equity net of costs, ``differential_sharpe`` (Moody &
       Saffell, EMA rate ``dsr_eta``) or ``risk_penalised`` (log return minus
       ``risk_aversion`` × squared return or × drawdown increase), times ``reward_scale``.
+
+    Settings that mean time (:data:`DURATION_FIELDS`) take a number of bars or a duration in
+    trading time (``"1D"``, ``"6M"``, see :mod:`simulator.frequency`); the environment converts
+    them with the market's bar length (:meth:`in_bars`), so the defaults cover the same
+    calendar time on hourly and daily bars. Estimation windows never go below
+    ``min_estimation_bars`` observations (a 99% quantile needs a few hundred).
     """
 
     window: int = 8
-    episode_bars: int | None = 2048
+    """Bars of market features in each observation (a shape, so always bars)."""
+    episode_bars: Duration | None = "4M"
+    """Training episode length (bars or duration; 4M = 2,016 hourly or 84 daily bars); None: whole span."""
     action_mode: str = "exposure"
-    signal_lookback: int = 24
+    """exposure (target exposure per pair) or sizing (momentum direction, agent sizes)."""
+    signal_lookback: Duration = "1D"
+    """Momentum lookback of the sizing signal (1D = 24 hourly bars, 1 daily bar)."""
     size_unit: str = "leverage"
+    """What size 1 means in sizing mode: leverage (maximum leverage) or var_budget (position at the VaR limit)."""
     vol_model: str = "garch-t"
+    """Volatility forecast feeding observation, impact and VaR: ewma, garch-t, garch-normal, gjr-t, egarch-t."""
+    garch_window: Duration = "6M"
+    """Rolling estimation window of the GARCH fits (6M = 3,024 hourly bars; daily: the estimation floor)."""
+    garch_refit_every: Duration = "1M"
+    """GARCH refit cadence (1M = 504 hourly or 21 daily bars); parameters filtered forward in between."""
+    garch_min_window: Duration = "2M"
+    """Bars before the first GARCH fit (2M = 1,008 hourly bars; daily: the estimation floor)."""
+    ewma_halflife: Duration = "11D"
+    """Half-life of the EWMA forecaster (RiskMetrics lambda 0.94 on daily data is an 11-day half-life)."""
+    corr_halflife: Duration = "1W"
+    """Half-life of the causal EWMA correlation between pairs (1W = 120 hourly or 5 daily bars)."""
+    feature_halflives: tuple[Duration, ...] = ("12h", "2D")
+    """Half-lives of the EWMA volatility features (12 and 48 hourly bars; 1 and 2 daily bars)."""
+    min_estimation_bars: int = 250
+    """Floor, in observations, of the estimation windows (var_window, garch_window, garch_min_window)."""
     var_alpha: float = 0.99
-    var_window: int = 500
+    """VaR confidence level."""
+    var_window: Duration = "1M"
+    """Filtered-historical-simulation window of standardised residuals (1M = 504 hourly bars; daily: 250)."""
     var_mode: str = "shield"
     var_limit: float = 0.01
     var_penalty: float = 1.0
@@ -59,7 +95,10 @@ class EnvConfig:
     risk_aversion: float = 1.0
     dsr_eta: float = 0.01
     reward_scale: float = 1.0
-    default_liquidity: float = math.inf
+    default_liquidity: float | str = "bis2022"
+    """Depth (base-currency units per bar) for markets without a liquidity field: a number (inf:
+    unlimited, no impact), or "bis2022" — BIS 2022 turnover by pair spread over the day
+    (:mod:`simulator.depth`). Either way it is said in the environment data's notes."""
     account: AccountConfig = field(default_factory=AccountConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     financing: FinancingConfig = field(default_factory=FinancingConfig)
@@ -67,8 +106,6 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
-        if self.episode_bars is not None and self.episode_bars < 2:
-            raise ValueError(f"episode_bars must be >= 2 or None, got {self.episode_bars}")
         for name, value, allowed in (("action_mode", self.action_mode, ACTION_MODES),
                                      ("size_unit", self.size_unit, SIZE_UNITS),
                                      ("var_mode", self.var_mode, VAR_MODES), ("reward", self.reward, REWARDS),
@@ -76,12 +113,26 @@ class EnvConfig:
                                      ("vol_model", self.vol_model, VOL_MODELS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.signal_lookback < 1:
-            raise ValueError(f"signal_lookback must be >= 1, got {self.signal_lookback}")
+        for name in DURATION_FIELDS:
+            value = getattr(self, name)
+            if name == "episode_bars" and value is None:
+                continue
+            minimum = {"episode_bars": 2, "var_window": 50, "garch_window": 100, "garch_min_window": 100}.get(name, 1)
+            try:
+                check_duration(value, key=name, minimum_bars=minimum)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        if not self.feature_halflives:
+            raise ValueError("feature_halflives: give at least one half-life")
+        for i, value in enumerate(self.feature_halflives):
+            try:
+                check_duration(value, key=f"feature_halflives[{i}]")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        if self.min_estimation_bars < 50:
+            raise ValueError(f"min_estimation_bars must be >= 50, got {self.min_estimation_bars}")
         if not 0.5 < self.var_alpha < 1:
             raise ValueError(f"var_alpha must be in (0.5, 1), got {self.var_alpha}")
-        if self.var_window < 50:
-            raise ValueError(f"var_window must be >= 50, got {self.var_window}")
         if not self.var_limit > 0:
             raise ValueError(f"var_limit must be > 0 (fraction of equity), got {self.var_limit}")
         for name in ("var_penalty", "risk_aversion", "reward_scale"):
@@ -89,8 +140,44 @@ class EnvConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.dsr_eta < 1:
             raise ValueError(f"dsr_eta must be in (0, 1), got {self.dsr_eta}")
-        if not self.default_liquidity > 0:
-            raise ValueError(f"default_liquidity must be > 0, got {self.default_liquidity}")
+        if isinstance(self.default_liquidity, str):
+            if self.default_liquidity not in DEPTH_MODELS:
+                raise ValueError(f"default_liquidity must be a number > 0 or one of {DEPTH_MODELS}, "
+                                 f"got {self.default_liquidity!r}")
+        elif isinstance(self.default_liquidity, bool) or not isinstance(self.default_liquidity, (int, float)) \
+                or not self.default_liquidity > 0:
+            raise ValueError(f"default_liquidity must be a number > 0 or one of {DEPTH_MODELS}, "
+                             f"got {self.default_liquidity!r}")
+
+    def in_bars(self, hours_per_bar: float) -> EnvConfig:
+        """This config with every duration converted to bars at ``hours_per_bar`` (ints stay as they are).
+
+        Estimation windows given as durations are raised to ``min_estimation_bars``; the GARCH
+        minimum window never exceeds its rolling window.
+        """
+        values = {}
+        for name in DURATION_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            bars = to_bars(value, hours_per_bar, key=name, minimum=2 if name == "episode_bars" else 1)
+            if name in ESTIMATION_WINDOWS and isinstance(value, str):
+                bars = max(bars, self.min_estimation_bars)
+            values[name] = bars
+        if values["garch_min_window"] > values["garch_window"] and isinstance(self.garch_min_window, str):
+            values["garch_min_window"] = values["garch_window"]
+        halflives = [to_bars(h, hours_per_bar, key="feature_halflives") for h in self.feature_halflives]
+        values["feature_halflives"] = tuple(dict.fromkeys(halflives))  # two that meet at one bar count once
+        return replace(self, **values)
+
+    def lookback_hours(self, hours_per_bar: float) -> dict[str, float]:
+        """Trading hours each duration setting covers on bars of ``hours_per_bar`` (for notes and tests)."""
+        resolved = self.in_bars(hours_per_bar)
+        out = {name: getattr(resolved, name) * hours_per_bar for name in DURATION_FIELDS
+               if getattr(resolved, name) is not None}
+        for i, h in enumerate(resolved.feature_halflives):
+            out[f"feature_halflives[{i}]"] = h * hours_per_bar
+        return out
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EnvConfig:

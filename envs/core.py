@@ -81,6 +81,7 @@ class FxRiskCore:
         ~3x faster); ``False`` keeps the generic kernel (the same results; tests hold them equal).
         """
         self.data = data
+        config = config.in_bars(data.bar_hours)  # durations → bars of this data
         self.config = config
         self.n_pairs = data.n_pairs
         self._offsets = np.arange(-config.window + 1, 1)

@@ -12,16 +12,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from envs.config import EnvConfig
+from envs.config import DURATION_FIELDS, EnvConfig
 from forecasters.base import VolatilityForecaster
 from forecasters.cache import ForecastCache, cached_forecast
-from forecasters.ewma import EwmaForecaster
-from forecasters.features import causal_standardise, compute_features, log_scale
+from forecasters.ewma import EwmaConfig, EwmaForecaster
+from forecasters.features import FeatureConfig, causal_standardise, compute_features, log_scale
 from forecasters.garch import GarchConfig, GarchForecaster
 from forecasters.var import fhs_var
 from simulator.account import quote_to_account
+from simulator.depth import with_default_depth
 from simulator.errors import DataError
 from simulator.financing import holding_days, rate_differentials
+from simulator.frequency import bar_hours, describe_bar
 from simulator.market import MarketData
 
 STANDARDISE_MIN_PERIODS = 100
@@ -52,6 +54,8 @@ class EnvData:
     span_end: int | None = None  # one past the last bar episodes may touch (None: every bar)
     high: np.ndarray | None = None  # bar highs (time, pair), for range-based rules (ATR); None if absent
     low: np.ndarray | None = None   # bar lows (time, pair)
+    bar_hours: float = 1.0          # trading hours one bar stands for (durations in the config convert with it)
+    notes: tuple[str, ...] = ()     # what the data lacked and what stood in for it (depth, conversions, lookbacks)
 
     @property
     def n_bars(self) -> int:
@@ -81,11 +85,13 @@ class EnvData:
         return replace(self, first_step=first, span_end=end)
 
 
-def volatility_forecaster(name: str) -> VolatilityForecaster:
-    if name == "ewma":
-        return EwmaForecaster()
-    vol, dist = name.split("-")
-    return GarchForecaster(GarchConfig(vol=vol, dist=dist, refit_every=500, window_size=3000, min_window=1000))
+def volatility_forecaster(config: EnvConfig) -> VolatilityForecaster:
+    """The forecaster ``config.vol_model`` names, with the config's windows (``config`` in bars)."""
+    if config.vol_model == "ewma":
+        return EwmaForecaster(EwmaConfig(lam=0.5 ** (1.0 / config.ewma_halflife)))
+    vol, dist = config.vol_model.split("-")
+    return GarchForecaster(GarchConfig(vol=vol, dist=dist, refit_every=config.garch_refit_every,
+                                       window_size=config.garch_window, min_window=config.garch_min_window))
 
 
 def ewma_correlation(returns: np.ndarray, lam: float = 0.97, min_periods: int = 100) -> np.ndarray:
@@ -114,19 +120,36 @@ def momentum_signal(close: np.ndarray, lookback: int) -> np.ndarray:
 
 
 def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCache | None = None) -> EnvData:
-    """Precompute the environment's arrays for ``market`` (forecasts served from ``cache``)."""
+    """Precompute the environment's arrays for ``market`` (forecasts served from ``cache``).
+
+    Durations in ``config`` are converted with the market's bar length first; what the data
+    lacked and what stood in for it (depth, lookbacks in bars) goes into ``EnvData.notes``.
+    """
     if len(market) < config.window + 3:
         raise DataError(f"{len(market)} bars are too few for an episode", source=market.source,
                         hint="use a longer market")
-    forecast, _ = cached_forecast(volatility_forecaster(config.vol_model), market, None, cache)
+    hours = bar_hours(market.index)
+    config = config.in_bars(hours)
+    notes = [f"bars of {describe_bar(hours)}; lookbacks in bars: "
+             + ", ".join(f"{name} {getattr(config, name)}" for name in DURATION_FIELDS
+                         if getattr(config, name) is not None)]
+    forecast, _ = cached_forecast(volatility_forecaster(config), market, None, cache)
     sigma = forecast.sigma
     returns = market.log_returns()
     risk = fhs_var(returns, sigma, config.var_alpha, window=config.var_window)
     if "liquidity" in market.fields:
         liquidity = market.field_array("liquidity")
+    elif isinstance(config.default_liquidity, str):
+        deep = with_default_depth(market, config.default_liquidity)
+        liquidity = deep.field_array("liquidity")
+        notes.append(deep.notes[-1])
     else:
-        liquidity = np.full((len(market), len(market.symbols)), config.default_liquidity)
-    feats = log_scale(compute_features(market))
+        liquidity = np.full((len(market), len(market.symbols)), float(config.default_liquidity))
+        notes.append("no liquidity field: depth unlimited (no impact, no partial fills)"
+                     if np.isinf(config.default_liquidity) else
+                     f"no liquidity field: constant depth {config.default_liquidity:g} base units per bar")
+    feats = log_scale(compute_features(market, FeatureConfig(ewma_halflives=tuple(
+        float(h) for h in config.feature_halflives))))
     per_pair = np.concatenate([
         feats.values,
         np.log(sigma)[..., None],
@@ -135,7 +158,8 @@ def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCa
     names = [f"{s}:{n}" for s in market.symbols for n in (*feats.names, "log_sigma_forecast", "log_var_fhs")]
     flat = per_pair.transpose(0, 1, 2).reshape(len(market), -1)
     standardised = causal_standardise(flat, None, min_periods=STANDARDISE_MIN_PERIODS)
-    corr = ewma_correlation(returns) if len(market.symbols) > 1 else None
+    corr = (ewma_correlation(returns, lam=0.5 ** (1.0 / config.corr_halflife)) if len(market.symbols) > 1
+            else None)
     valid = (np.isfinite(standardised).all(axis=1) & np.isfinite(sigma).all(axis=1)
              & np.isfinite(risk.var).all(axis=1) & np.isfinite(risk.var_short).all(axis=1))
     if corr is not None:
@@ -175,4 +199,6 @@ def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCa
         first_step=first,
         high=market.field_array("high"),
         low=market.field_array("low"),
+        bar_hours=hours,
+        notes=tuple(notes),
     )

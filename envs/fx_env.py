@@ -88,6 +88,7 @@ class FxRiskEnv(gym.Env):
         # fast_path=False: the generic array core (the compiled generic kernel), an independent
         # check of the one-pair code.
         self.core = FxRiskCore(data, self.config, pair_kernel=fast_path)
+        self.config = self.core.config  # durations resolved to bars of this data
         self.state = BatchState.empty(1, data.n_pairs)
         self.observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(self.core.obs_dim,), dtype=np.float32)
         # Both modes take [-1, 1]: exposure directly; sizing maps it to a size (a + 1) / 2 in [0, 1].

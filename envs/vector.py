@@ -121,6 +121,7 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
         self.data = data
         # fast_path=False: the generic compiled kernel even for one pair (as FxRiskEnv(fast_path=False)).
         self.core = FxRiskCore(data, self.config, pair_kernel=fast_path)
+        self.config = self.core.config  # durations resolved to bars of this data
         self.state = BatchState.empty(self.num_envs, data.n_pairs)
         self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
         self.render_mode = None

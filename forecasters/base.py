@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.configuration import to_mapping
+from simulator.errors import ConfigError
 from simulator.market import MarketData
 
 
@@ -49,6 +50,42 @@ class Split:
         if not (0 < train and 0 <= validation and train + validation < 1):
             raise ValueError(f"need 0 < train, 0 <= validation, train + validation < 1; got {train}, {validation}")
         return cls(train_end=int(n_bars * train), val_end=int(n_bars * (train + validation)))
+
+    @classmethod
+    def by_date(cls, index: pd.DatetimeIndex, train_end: object, validation_end: object, *,
+                source: str = "split", keys: tuple[str, str] = ("train_end", "validation_end")) -> Split:
+        """Split at dates: training through ``train_end``, validation through ``validation_end``
+        (both inclusive, to the end of that day); the test span is every later bar.
+
+        An empty, reversed or out-of-range span is one :class:`ConfigError` line naming ``keys``.
+        """
+        if len(index) < 3:
+            raise ConfigError(f"{source}: {len(index)} bars are too few to split into train, validation and test")
+        bounds = []
+        for key, value in zip(keys, (train_end, validation_end)):
+            try:
+                ts = pd.Timestamp(value)
+            except (ValueError, TypeError):
+                ts = pd.NaT
+            if pd.isna(ts):
+                raise ConfigError(f"{source}: {key} {value!r} is not a date — write YYYY-MM-DD")
+            ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+            if ts == ts.normalize():  # a date: through the end of that day
+                ts = ts + pd.Timedelta(days=1)
+            bounds.append((key, value, ts))
+        (k1, v1, b1), (k2, v2, b2) = bounds
+        first, last = index[0], index[-1]
+        if b2 <= b1:
+            raise ConfigError(f"{source}: {k2} {v2} must be after {k1} {v1}")
+        t_end, v_end = int(index.searchsorted(b1)), int(index.searchsorted(b2))
+        if t_end == 0:
+            raise ConfigError(f"{source}: {k1} {v1} is before the first bar ({first}) — the training span is empty")
+        if v_end == t_end:
+            raise ConfigError(f"{source}: no bar between {k1} {v1} and {k2} {v2} — the validation span is empty")
+        if v_end >= len(index):
+            raise ConfigError(f"{source}: {k2} {v2} is at or after the last bar ({last}) — the test span is empty; "
+                              "choose an earlier date")
+        return cls(train_end=t_end, val_end=v_end)
 
 
 @dataclass(frozen=True, eq=False)

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             policy = make_baseline(args.baseline, **parse_params(args.param))
             label = args.baseline
         config = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
-        data = split_data(load_market(config.data), config.env, config.data)
+        data = split_data(load_market(config.data, account_currency=config.env.account.currency), config.env,
+                          config.data)
         result = run_policy(policy, data.span(args.split), evaluation_config(config.env), label=label)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

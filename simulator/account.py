@@ -52,19 +52,20 @@ def quote_to_account(market: MarketData, account: str = "USD") -> np.ndarray:
     """Rate converting one unit of each pair's quote currency into ``account``, shaped (time, pair).
 
     Row t uses close prices of bar t only. A quote currency other than the account's needs
-    a pair in the market that links them (e.g. USDJPY for JPY in a USD account).
+    a pair that links them (e.g. USDJPY for JPY in a USD account), traded in the market or
+    held in its conversion rates (:attr:`MarketData.conversion`, which the ECB source fills).
     """
     close = market.field_array("close")
     out = np.ones_like(close)
-    symbols = market.symbols
     for j, spec in enumerate(market.pairs):
         if spec.quote == account:
             continue
         direct, inverse = spec.quote + account, account + spec.quote
-        if direct in symbols:
-            out[:, j] = close[:, symbols.index(direct)]
-        elif inverse in symbols:
-            out[:, j] = 1.0 / close[:, symbols.index(inverse)]
+        direct_rate, inverse_rate = market.rate(direct), market.rate(inverse)
+        if direct_rate is not None:
+            out[:, j] = direct_rate
+        elif inverse_rate is not None:
+            out[:, j] = 1.0 / inverse_rate
         else:
             raise DataError(
                 f"cannot convert {spec.quote} (quote of {spec.symbol}) into the account currency {account}",

@@ -7,6 +7,7 @@ must be an error that names the file and the key, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from pathlib import Path
@@ -100,6 +101,8 @@ def _convert(tp: Any, value: Any, *, source: str, path: str) -> Any:
             raise ConfigError(f"{source}: key '{path}': expected true or false, got {value!r}")
         return value
     if tp is str:
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            return value.isoformat()  # YAML reads 2013-12-31 as a date
         if not isinstance(value, str):
             raise ConfigError(f"{source}: key '{path}': expected text, got {value!r}")
         return value

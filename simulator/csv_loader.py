@@ -1,4 +1,4 @@
-"""Load FX bar exports (HistData, Dukascopy, MetaTrader 4/5, generic CSV) into :class:`MarketData`.
+"""Load FX bar exports (HistData, Dukascopy, MetaTrader 4/5, generic, close-only, wide CSV) into :class:`MarketData`.
 
 Why a format object: every vendor writes bars differently (separator, header, date
 format, time zone, bid or ask side, spread unit). A :class:`CsvFormat` states those
@@ -7,6 +7,13 @@ derives variants (e.g. ``replace(preset('metatrader4'), timezone='Europe/Athens'
 
 Output prices are **mid** prices (``mid = bid + spread/2 = ask - spread/2``) and the
 spread is in **price units**, as the schema in :mod:`simulator.market` requires.
+
+Close-only files (a date and a close column: ECB, FRED and most spreadsheet exports) get
+OHLC by :func:`simulator.close_only.ohlc_from_close` (open = previous close); rows without a
+value (holidays) are dropped. Wide files (a date column and one close column per pair, named
+by symbol) are close-only for every pair, aligned by :func:`simulator.close_only.align_closes`.
+Both get the typical spread of each pair (``simulator/data/spreads.yaml``) unless a spread
+is given.
 
 Every malformed file raises :class:`~simulator.errors.DataError` with one line naming
 the file, the 1-based file line (the header is line 1), the field, the raw text and a
@@ -23,7 +30,7 @@ import re
 import types
 import zoneinfo
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from os import PathLike
@@ -33,10 +40,11 @@ import numpy as np
 import pandas as pd
 
 from simulator.cleaning import CleaningConfig, clean_bars
+from simulator.close_only import DEFAULT_MAX_FILL, align_closes, ohlc_from_close
 from simulator.errors import DataError
 from simulator.market import FIELD_ORDER, PRICE_FIELDS, MarketData, validate_bars
-from simulator.pairs import pair_spec
-from simulator.spread_model import SpreadModel
+from simulator.pairs import PairSpec, normalise_symbol, pair_spec_with_note
+from simulator.spread_model import SpreadModel, typical_spread_model
 
 logger = logging.getLogger("fxrisk.data")
 
@@ -47,8 +55,10 @@ SEPARATORS: tuple[str, ...] = ("\t", ";", ",")  # detection order: tab, then ';'
 KNOWN_FIELDS: tuple[str, ...] = ("datetime", "date", "time", "open", "high", "low", "close", "spread", "volume",
                                  "liquidity")
 SPREAD_UNITS: tuple[str, ...] = ("price", "pips", "points")
+LAYOUTS: tuple[str, ...] = ("long", "wide")
 PRICE_SIDES: tuple[str, ...] = ("mid", "bid", "ask")
-_NAN_TOKENS = frozenset({"nan", "na", "n/a", "null", "none", "-nan"})
+_NAN_TOKENS = frozenset({"nan", "na", "n/a", "null", "none", "-nan", "#n/a"})
+_CLOSE_ONLY_NAN_TOKENS = _NAN_TOKENS | {"."}  # FRED writes '.' for a day without a value
 _GMT_SUFFIX = re.compile(r"^(?P<body>.*\S)\s+(?:GMT|UTC)(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})$")
 
 
@@ -74,6 +84,9 @@ class CsvFormat:
     * ``spread_unit``: ``'price'`` (quote currency), ``'pips'`` or ``'points'`` (pip/10).
     * ``price_side``: the side the OHLC prices are quoted on; converted to mid.
     * ``decimal``: the decimal mark of numbers (``'.'`` or ``','``).
+    * ``layout``: ``'long'`` — one pair per file, columns as mapped (``close`` alone makes a
+      close-only file); ``'wide'`` — ``columns`` maps only the date, and every other column
+      is the close of the pair its header names (``EURUSD``, ``EUR/USD``, ``eur_usd``).
     """
 
     name: str
@@ -85,8 +98,11 @@ class CsvFormat:
     spread_unit: str = "price"
     price_side: str = "mid"
     decimal: str = "."
+    layout: str = "long"
 
     def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"CsvFormat({self.name}).layout must be one of {LAYOUTS}, got {self.layout!r}")
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("CsvFormat.name must be a non-empty string")
         if self.sep not in (*SEPARATORS, None):
@@ -105,9 +121,19 @@ class CsvFormat:
         has_date, has_time = "date" in cols, "time" in cols
         if has_dt == (has_date or has_time) or has_date != has_time:
             raise ValueError(f"CsvFormat({self.name}).columns needs either 'datetime' or both 'date' and 'time'")
-        missing = [p for p in PRICE_FIELDS if p not in cols]
-        if missing:
-            raise ValueError(f"CsvFormat({self.name}).columns is missing price field(s) {missing}")
+        if self.layout == "wide":
+            extra = sorted(set(cols) - {"datetime", "date", "time"})
+            if extra:
+                raise ValueError(f"CsvFormat({self.name}) is wide: columns maps only the date (every other column "
+                                 f"is a pair's close), got {extra}")
+        elif "close" not in cols:
+            raise ValueError(f"CsvFormat({self.name}).columns has no 'close' (map at least a close column; "
+                             "use preset 'close_only' for a date and a close)")
+        else:
+            missing = [p for p in ("open", "high", "low") if p not in cols]
+            if missing and len(missing) < 3:
+                raise ValueError(f"CsvFormat({self.name}).columns is missing price field(s) {missing}: map all of "
+                                 "open, high, low, close, or close alone (close-only data)")
         for fld, ref in cols.items():
             ok = (isinstance(ref, int) and not isinstance(ref, bool) and ref >= 0) or (
                 isinstance(ref, str) and ref.strip()) or (
@@ -148,7 +174,12 @@ class CsvFormat:
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(self.columns.items()), self.sep, self.header, self.datetime_format,
-                     self.timezone, self.spread_unit, self.price_side, self.decimal))
+                     self.timezone, self.spread_unit, self.price_side, self.decimal, self.layout))
+
+    @property
+    def close_only(self) -> bool:
+        """True when the file carries closes only (wide files, or ``close`` mapped without OHLC)."""
+        return self.layout == "wide" or "open" not in self.columns
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -220,6 +251,23 @@ PRESETS: dict[str, CsvFormat] = {
         timezone="UTC",
         spread_unit="points",
         price_side="bid",
+    ),
+    # A date column and one close column (ECB, FRED, spreadsheet exports): the first two columns.
+    "close_only": CsvFormat(
+        name="close_only",
+        sep=None,
+        header=True,
+        columns={"datetime": 0, "close": 1},
+        datetime_format=None,
+    ),
+    # A date column and one close column per pair, each named by its symbol (EURUSD or EUR/USD).
+    "wide": CsvFormat(
+        name="wide",
+        sep=None,
+        header=True,
+        columns={"datetime": 0},
+        datetime_format=None,
+        layout="wide",
     ),
 }
 
@@ -474,7 +522,8 @@ def _localise(index: pd.DatetimeIndex, tz: str, src: str, lines: np.ndarray, fie
                         hint="pass the file's real time zone, or a fixed-offset zone like 'Etc/GMT-2'") from None
 
 
-def _parse_numbers(raw: list[str], name: str, decimal: str, src: str, lines: np.ndarray) -> np.ndarray:
+def _parse_numbers(raw: list[str], name: str, decimal: str, src: str, lines: np.ndarray,
+                   nan_tokens: frozenset[str] = _NAN_TOKENS) -> np.ndarray:
     """float64 values; empty or NaN text becomes NaN (reported later), anything else unparsable is an error."""
     text = [x.replace(",", ".") for x in raw] if decimal == "," else raw
     try:  # fast path: every field is a plain number (surrounding blanks allowed)
@@ -483,7 +532,7 @@ def _parse_numbers(raw: list[str], name: str, decimal: str, src: str, lines: np.
         pass
     series = pd.Series(np.array(text, dtype=object), dtype=object).str.strip()
     values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
-    allowed = (series == "") | series.str.lower().isin(_NAN_TOKENS)
+    allowed = (series == "") | series.str.lower().isin(nan_tokens)
     bad = np.flatnonzero(np.isnan(values) & ~allowed.to_numpy())
     if bad.size:
         pos = int(bad[0])
@@ -493,6 +542,20 @@ def _parse_numbers(raw: list[str], name: str, decimal: str, src: str, lines: np.
             hint = "the number has a decimal comma: pass a format with decimal=','"
         raise DataError(f"cannot parse number '{shown}'", source=src, line=int(lines[pos]), field=name, hint=hint)
     return values
+
+
+def _modelled_spread(frame: pd.DataFrame, spec: PairSpec, spread_model: SpreadModel | None, close_only: bool
+                     ) -> tuple[np.ndarray, str]:
+    """Spread (price units) for a file without one, and its note: the given model, else by the data's kind."""
+    if spread_model is None and close_only:
+        spread_model, where = typical_spread_model(spec.base, spec.quote)
+        prefix = f"spread modelled (no spread column): {where}; "
+    else:
+        spread_model = spread_model or SpreadModel()
+        prefix = "spread modelled (no spread column in the file): "
+    spread = spread_model.spread_price(frame.index, frame["high"].to_numpy(), frame["low"].to_numpy(),
+                                       spec.pip_size, close=frame["close"].to_numpy())
+    return spread, prefix + spread_model.describe()
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -505,8 +568,13 @@ def load_csv(
     fixed_spread_pips: float | None = None,
     clean: CleaningConfig | None = None,
     liquidity_per_volume: float | None = None,
+    symbols: Sequence[str] | None = None,
+    max_fill: int = DEFAULT_MAX_FILL,
 ) -> MarketData:
     """Load one pair's bars from a CSV export as validated :class:`MarketData` (mid prices, UTC).
+
+    A wide file (``fmt='wide'``) holds several pairs: ``symbols`` picks them (default: every
+    pair column), and gaps follow :func:`simulator.close_only.align_closes` with ``max_fill``.
 
     Spread (price units): the file's spread column when ``fmt`` maps one (converted from
     ``fmt.spread_unit``); else ``fixed_spread_pips`` (pips) on every bar; else
@@ -530,8 +598,18 @@ def load_csv(
             raise ValueError(f"liquidity_per_volume needs a volume column, but format '{fmt.name}' maps none")
         if "liquidity" in fmt.columns:
             raise ValueError(f"format '{fmt.name}' maps a liquidity column; do not also pass liquidity_per_volume")
-    spec = pair_spec(symbol)
     src = str(path)
+    if fmt.layout == "wide":
+        if clean is not None or liquidity_per_volume is not None:
+            raise ValueError("a wide file is close-only: cleaning and liquidity_per_volume do not apply")
+        return _load_wide(Path(path), fmt, symbols, spread_model=spread_model, fixed_spread_pips=fixed_spread_pips,
+                          max_fill=max_fill)
+    if symbols is not None:
+        if len(symbols) != 1:
+            raise DataError(f"a '{fmt.name}' file holds one pair, but {len(symbols)} symbols were named "
+                            f"({', '.join(symbols)})", source=src, hint="give one file per pair, or a wide file")
+        symbol = symbols[0]
+    spec, meta_note = pair_spec_with_note(symbol)
     text = _read_text(Path(path), src)
 
     sep, _, _ = _resolve_sep(fmt, text, src)
@@ -561,6 +639,8 @@ def load_csv(
 
     notes: list[str] = [f"loaded {len(rows)} rows with CSV format '{fmt.name}' (prices on the {fmt.price_side} "
                         f"side, clock {fmt.timezone})"]
+    if meta_note:
+        notes.append(meta_note)
     if "datetime" in positions:
         raw_time = column(positions["datetime"])
         time_field = "datetime"
@@ -571,15 +651,29 @@ def load_csv(
     index, time_notes = _parse_times(raw_time, fmt, src, lines, time_field)
     notes += time_notes
 
+    nan_tokens = _CLOSE_ONLY_NAN_TOKENS if fmt.close_only else _NAN_TOKENS
     data: dict[str, np.ndarray] = {}
     for name in FIELD_ORDER:
         if name in positions:
-            data[name] = _parse_numbers(column(positions[name]), name, fmt.decimal, src, lines)
+            data[name] = _parse_numbers(column(positions[name]), name, fmt.decimal, src, lines, nan_tokens)
     if liquidity_per_volume is not None:
         data["liquidity"] = data["volume"] * liquidity_per_volume
         notes.append(f"liquidity = volume × {liquidity_per_volume:g} (base-currency depth per bar, assumed)")
     frame = pd.DataFrame(data, index=index)
 
+    if fmt.close_only:
+        empty = frame["close"].isna().to_numpy()
+        if empty.all():
+            raise DataError("no close values (every row is empty)", source=src, field="close",
+                            hint="check the column mapping: close-only files are a date and a close column")
+        if empty.any():
+            notes.append(f"{int(empty.sum())} rows without a close value (holidays) dropped")
+            frame, lines = frame.loc[~empty], lines[~empty]
+        validate_bars(frame, source=src, lines=lines, require=("close",))
+        ohlc = ohlc_from_close(frame["close"])
+        for p in ("open", "high", "low"):
+            frame[p] = ohlc[p]
+        notes.append("close-only data: open = previous close, high/low = max/min(open, close)")
     if clean is not None:
         frame, report = clean_bars(frame, clean, source=src)
         notes += report.summary()
@@ -600,13 +694,8 @@ def load_csv(
         frame["spread"] = fixed_spread_pips * pip
         notes.append(f"spread fixed at {fixed_spread_pips:g} pips (no spread column in the file)")
     else:
-        model = spread_model or SpreadModel()
-        frame["spread"] = model.spread_price(frame.index, frame["high"].to_numpy(), frame["low"].to_numpy(), pip)
-        notes.append(
-            f"spread modelled (no spread column in the file): SpreadModel(base_pips={model.base_pips:g}, UTC hour "
-            f"profile, vol_elasticity={model.vol_elasticity:g}, vol_halflife_bars={model.vol_halflife_bars:g}, "
-            f"max_multiple={model.max_multiple:g})"
-        )
+        frame["spread"], note = _modelled_spread(frame, spec, spread_model, fmt.close_only)
+        notes.append(note)
     if fmt.price_side != "mid":
         shift = frame["spread"] / 2.0 if fmt.price_side == "bid" else -frame["spread"] / 2.0
         for p in PRICE_FIELDS:
@@ -624,6 +713,97 @@ def _remap_lines(before: pd.DatetimeIndex, lines: np.ndarray, after: pd.Datetime
     by_time = by_time[~by_time.index.duplicated(keep="last")]
     mapped = by_time.reindex(after).ffill().bfill()
     return mapped.fillna(0).to_numpy(np.int64)
+
+
+def _load_wide(path: Path, fmt: CsvFormat, symbols: Sequence[str] | None, *, spread_model: SpreadModel | None,
+               fixed_spread_pips: float | None, max_fill: int) -> MarketData:
+    """A date column and one close column per pair (see the module docstring)."""
+    src = str(path)
+    text = _read_text(path, src)
+    sep, _, _ = _resolve_sep(fmt, text, src)
+    rows, line_list = _records(text, sep)
+    header, header_line = rows[0], line_list[0]
+    while len(header) > 1 and not header[-1].strip():
+        header = header[:-1]
+    rows, line_list = rows[1:], line_list[1:]
+    if not rows:
+        raise DataError("only a header line, no data rows", source=src, line=header_line,
+                        hint="export the data again (the date range may be empty)")
+    positions = _locate_columns(fmt, header, header_line, src)
+    date_cols = set(positions.values())
+    by_symbol: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if i in date_cols or not name.strip():
+            continue
+        sym = normalise_symbol(name)
+        if len(sym) != 6:
+            raise DataError(f"column '{name.strip()}' does not name a currency pair", source=src, line=header_line,
+                            field=name.strip(), hint="name each close column by its pair, e.g. EURUSD or EUR/USD")
+        if sym in by_symbol:
+            raise DataError(f"two columns name {sym}", source=src, line=header_line, field=name.strip(),
+                            hint="keep one column per pair")
+        by_symbol[sym] = i
+    if not by_symbol:
+        raise DataError("no pair columns beside the date", source=src, line=header_line,
+                        hint="a wide file has a date column and one close column per pair")
+    wanted = [normalise_symbol(s) for s in symbols] if symbols else list(by_symbol)
+    for sym in wanted:
+        if sym not in by_symbol:
+            raise DataError(f"symbol {sym} is not a column of the file", source=src, line=header_line, field=sym,
+                            hint=f"columns: {', '.join(by_symbol)}")
+    _check_widths(rows, line_list, len(header), src, True)
+    lines = np.asarray(line_list, dtype=np.int64)
+    if "datetime" in positions:
+        raw_time, time_field = [r[positions["datetime"]] for r in rows], "datetime"
+    else:
+        d, t = positions["date"], positions["time"]
+        raw_time, time_field = [f"{r[d].strip()} {r[t].strip()}" for r in rows], "date/time"
+    index, notes = _parse_times(raw_time, fmt, src, lines, time_field)
+    notes = [f"loaded {len(rows)} rows of {len(wanted)} pair(s) from a wide close-only file", *notes]
+    closes = pd.DataFrame({sym: _parse_numbers([r[by_symbol[sym]] for r in rows], header[by_symbol[sym]].strip(),
+                                               fmt.decimal, src, lines, _CLOSE_ONLY_NAN_TOKENS)
+                           for sym in wanted}, index=index)
+    empty = closes.isna().all(axis=1).to_numpy()
+    if empty.any():
+        notes.append(f"{int(empty.sum())} rows without any value (holidays) dropped")
+        closes, lines = closes.loc[~empty], lines[~empty]
+    _check_clock(closes.index, src, lines)
+    closes, gap_notes = align_closes(closes, source=src, max_fill=max_fill, lines=lines)
+    notes += gap_notes
+    frames, specs = {}, []
+    for sym in wanted:
+        spec, meta_note = pair_spec_with_note(sym)
+        if meta_note:
+            notes.append(meta_note)
+        col = closes[sym]
+        bad = np.flatnonzero(col.to_numpy() <= 0)
+        if bad.size:
+            raise DataError(f"price must be > 0, got {col.iloc[int(bad[0])]}", source=src,
+                            timestamp=col.index[int(bad[0])], field=header[by_symbol[sym]].strip(),
+                            hint="fix or drop the row")
+        frame = ohlc_from_close(col)
+        if fixed_spread_pips is not None:
+            frame["spread"] = fixed_spread_pips * spec.pip_size
+            notes.append(f"{sym}: spread fixed at {fixed_spread_pips:g} pips")
+        else:
+            frame["spread"], note = _modelled_spread(frame, spec, spread_model, True)
+            notes.append(f"{sym}: {note}")
+        frames[sym] = frame
+        specs.append(spec)
+    notes.append("close-only data: open = previous close, high/low = max/min(open, close)")
+    return MarketData.from_frames(frames, specs, source=src, notes=notes)
+
+
+def _check_clock(index: pd.DatetimeIndex, src: str, lines: np.ndarray) -> None:
+    """Timestamps strictly increasing and unique (the schema's clock), with the file line on failure."""
+    stamps = index.asi8
+    step = np.diff(stamps)
+    bad = np.flatnonzero(step <= 0)
+    if bad.size:
+        pos = int(bad[0]) + 1
+        what = "duplicated timestamp" if step[pos - 1] == 0 else "timestamp goes back in time"
+        raise DataError(what, source=src, line=int(lines[pos]), timestamp=index[pos],
+                        hint="sort the file by date and keep one row per date")
 
 
 __all__ = ["PRESETS", "CsvFormat", "load_csv", "preset"]

@@ -171,8 +171,20 @@ class MarketData:
     pairs: tuple[PairSpec, ...]
     source: str = "market data"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    conversion: pd.DataFrame | None = None
+    """Close rates of pairs held for currency conversion only (columns: symbols such as USDCHF),
+    on the same clock; they are not traded. E.g. CHF → USD for a EURCHF position in a USD account."""
 
     def __post_init__(self) -> None:
+        if self.conversion is not None:
+            conv = self.conversion
+            if not conv.index.equals(self.bars.index):
+                raise DataError("conversion rates are not on the bars' clock", source=self.source,
+                                hint="reindex them to the bars' timestamps")
+            values = conv.to_numpy(np.float64)
+            if not (np.isfinite(values).all() and (values > 0).all()):
+                raise DataError("conversion rates must be finite and > 0", source=self.source,
+                                field=str(conv.columns[0]))
         cols = self.bars.columns
         if not isinstance(cols, pd.MultiIndex) or cols.nlevels != 2:
             raise DataError("bars must have (pair, field) MultiIndex columns", source=self.source)
@@ -319,12 +331,23 @@ class MarketData:
                                                        else pd.Timestamp(start))
         hi = len(idx) if end is None else idx.searchsorted(pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tz is None
                                                             else pd.Timestamp(end))
-        return MarketData(bars=self.bars.iloc[lo:hi].copy(), pairs=self.pairs, source=self.source, notes=self.notes)
+        conversion = None if self.conversion is None else self.conversion.iloc[lo:hi].copy()
+        return MarketData(bars=self.bars.iloc[lo:hi].copy(), pairs=self.pairs, source=self.source, notes=self.notes,
+                          conversion=conversion)
 
     def select(self, symbols: Sequence[str]) -> MarketData:
         """A market with only the given pairs."""
         pairs = tuple(self.spec(s) for s in symbols)
-        return MarketData(bars=self.bars[list(symbols)].copy(), pairs=pairs, source=self.source, notes=self.notes)
+        return MarketData(bars=self.bars[list(symbols)].copy(), pairs=pairs, source=self.source, notes=self.notes,
+                          conversion=self.conversion)
+
+    def rate(self, symbol: str) -> np.ndarray | None:
+        """Close rates of ``symbol`` (time,) from the traded pairs or the conversion rates; None if absent."""
+        if symbol in self.symbols:
+            return self.bars[(symbol, "close")].to_numpy(np.float64)
+        if self.conversion is not None and symbol in self.conversion.columns:
+            return self.conversion[symbol].to_numpy(np.float64)
+        return None
 
     def fingerprint(self) -> str:
         """Stable content hash (for cache keys): values, timestamps and pair metadata."""
@@ -333,6 +356,9 @@ class MarketData:
         h.update(np.ascontiguousarray(self.bars.to_numpy(np.float64)).tobytes())
         h.update(repr([tuple(self.bars.columns)]).encode())
         h.update(repr(self.pairs).encode())
+        if self.conversion is not None:
+            h.update(np.ascontiguousarray(self.conversion.to_numpy(np.float64)).tobytes())
+            h.update(repr(list(self.conversion.columns)).encode())
         return h.hexdigest()[:16]
 
     def summary(self) -> pd.DataFrame:

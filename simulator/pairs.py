@@ -52,7 +52,19 @@ def normalise_symbol(symbol: str) -> str:
 
 
 def pair_spec(symbol: str) -> PairSpec:
-    """Conventions for ``symbol`` from ``simulator/data/pairs.yaml`` (JPY-quote default 0.01)."""
+    """Conventions for ``symbol`` from ``simulator/data/pairs.yaml``; unlisted pairs get defaults.
+
+    Loaders use :func:`pair_spec_with_note`, which also says when defaults were used.
+    """
+    return pair_spec_with_note(symbol)[0]
+
+
+def pair_spec_with_note(symbol: str) -> tuple[PairSpec, str | None]:
+    """Conventions for ``symbol`` and, for a pair not in ``pairs.yaml``, a note naming the defaults used.
+
+    Defaults: pip size by quote currency (``quote_pip_size`` in pairs.yaml, 0.0001 otherwise),
+    contract size 100,000 units of base.
+    """
     sym = normalise_symbol(symbol)
     if not _SYMBOL.match(sym):
         raise DataError(
@@ -60,8 +72,14 @@ def pair_spec(symbol: str) -> PairSpec:
             source="pair metadata",
             hint="use six letters like EURUSD (base then quote currency)",
         )
-    known = _conventions().get(sym)
+    table = _conventions()
+    known = table.get(sym)
     if known is not None:
-        return PairSpec(symbol=sym, **known)
+        return PairSpec(symbol=sym, **known), None
     base, quote = sym[:3], sym[3:]
-    return PairSpec(symbol=sym, base=base, quote=quote, pip_size=0.01 if quote == "JPY" else 0.0001)
+    pip = float(table.get("quote_pip_size", {}).get(quote, 0.0001))
+    spec = PairSpec(symbol=sym, base=base, quote=quote, pip_size=pip)
+    note = (f"{sym}: no metadata in simulator/data/pairs.yaml; defaults used (pip size {pip:g} for quote {quote}, "
+            f"contract size {spec.contract_size:,.0f}) — add a line '{sym}: {{base: {base}, quote: {quote}, "
+            f"pip_size: ..., contract_size: ...}}' there to set them")
+    return spec, note

@@ -300,7 +300,7 @@ def load_yfinance(
                                         spec.pip_size)
     notes.append(
         f"spread modelled (Yahoo has none): SpreadModel(base_pips={model.base_pips}, "
-        f"vol_elasticity={model.vol_elasticity}, vol_halflife_bars={model.vol_halflife_bars}, "
+        f"vol_elasticity={model.vol_elasticity}, vol_halflife_hours={model.vol_halflife_hours}, "
         f"max_multiple={model.max_multiple}) with a UTC hour-of-day profile"
     )
     if "volume" in bars.columns and bool((bars["volume"] == 0).all()):

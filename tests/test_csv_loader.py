@@ -250,7 +250,7 @@ def test_format_validation(changes: dict, words: str) -> None:
 
 
 def test_presets_are_formats_and_hashable() -> None:
-    assert set(PRESETS) == {"generic", "histdata", "dukascopy", "metatrader4", "metatrader5"}
+    assert set(PRESETS) == {"generic", "histdata", "dukascopy", "metatrader4", "metatrader5", "close_only", "wide"}
     assert all(isinstance(f, CsvFormat) and hash(f) for f in PRESETS.values())
     with pytest.raises(ValueError, match="unknown CSV format preset"):
         preset("bloomberg")

@@ -277,7 +277,7 @@ def test_sb3_adapter_matches_dummy_vec_env(data):
 
 def test_sb3_adapter_api(data):
     adapter = FxRiskSB3VecEnv(3, config=CONFIG, data=data)
-    assert adapter.get_attr("config") == [CONFIG] * 3
+    assert adapter.get_attr("config") == [CONFIG.in_bars(data.bar_hours)] * 3
     assert adapter.get_attr("render_mode", indices=[1]) == [None]
     assert len({id(r) for r in adapter.get_attr("np_random")}) == 3
     assert adapter.has_attr("core") and not adapter.has_attr("no_such_attribute")
