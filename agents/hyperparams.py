@@ -7,11 +7,13 @@ are errors naming the file and the key, see :func:`simulator.configuration.from_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from envs.config import EnvConfig
 from simulator.configuration import from_mapping, load_yaml, to_mapping
+from simulator.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
@@ -212,3 +214,44 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return to_mapping(self)
+
+
+# -- command-line overrides of the data section ------------------------------------------------
+def add_data_arguments(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
+    """``--source --symbols --start --end --csv --preset`` (and ``--train-end --validation-end``) over a config's data."""
+    group = parser.add_argument_group("data (override the config's data section)")
+    group.add_argument("--source", choices=DATA_SOURCES, help="market data source")
+    group.add_argument("--symbols", nargs="+", metavar="PAIR", help="pairs, e.g. EURUSD USDJPY GBPUSD")
+    group.add_argument("--start", help="first date of the data, YYYY-MM-DD")
+    group.add_argument("--end", help="last date of the data (inclusive), YYYY-MM-DD")
+    group.add_argument("--csv", nargs="+", metavar="FILE", help="CSV file, or one file per --symbols entry")
+    group.add_argument("--preset", help="CSV layout preset (generic, close_only, wide, histdata, ...)")
+    if split:
+        group.add_argument("--train-end", help="last date of the training span (inclusive), YYYY-MM-DD")
+        group.add_argument("--validation-end", help="last date of the validation span (inclusive); test follows")
+
+
+def with_data_arguments(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """``config`` with the data flags of :func:`add_data_arguments` applied (validated like the YAML)."""
+    data = to_mapping(config.data)
+    given = {key: getattr(args, key, None) for key in ("source", "symbols", "start", "end", "train_end",
+                                                       "validation_end")}
+    data.update({k: v for k, v in given.items() if v is not None})
+    if getattr(args, "csv", None):
+        symbols = data["symbols"]
+        if len(args.csv) > 1:
+            if len(args.csv) != len(symbols):
+                raise ConfigError(f"command line: {len(args.csv)} --csv files need as many --symbols "
+                                  f"(got {len(symbols)})")
+            data["csv_path"] = dict(zip(symbols, args.csv))
+        else:
+            data["csv_path"] = args.csv[0]
+        if args.source is None:
+            data["source"] = "csv"
+    if getattr(args, "preset", None):
+        data["csv_preset"] = args.preset
+    if data["source"] != "synthetic":
+        data["synthetic_config"] = None
+    if data["source"] != "csv" and given["source"] is not None:
+        data["csv_path"] = None
+    return replace(config, data=from_mapping(DataConfig, data, source="command line", path="data"))

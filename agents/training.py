@@ -48,6 +48,7 @@ from simulator.errors import ConfigError, DataError
 from simulator.market import MarketData
 from simulator.metrics import bars_per_year
 from simulator.run_folder import RunFolder, atomic_write_text
+from simulator.sources import cut_to_dates, load_csv_files
 
 CHECKPOINT_PREFIX = "step-"
 
@@ -83,25 +84,20 @@ def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketD
         market = planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed)).market
     else:
         market = load_csv_market(config)
-    if config.start is None and config.end is None:
-        return market
     return cut_to_dates(market, config.start, config.end)
 
 
 def load_csv_market(config: DataConfig) -> MarketData:
-    """``data.csv_path`` as a market: one file (any preset, wide for several pairs) or one file per pair.
-
-    Several files are put on one clock by an inner join: a bar is kept when every pair has it,
-    and the bars dropped from each file are counted in ``market.notes``.
+    """``data.csv_path`` as a market: one file (any preset, wide for several pairs) or one file per pair
+    (a mapping symbol → file, put on one clock by an inner join, see :func:`simulator.sources.load_csv_files`).
+    Relative paths are taken from the working directory, else from the repository.
     """
-    from dataclasses import replace as _replace
-
-    from simulator.csv_loader import load_csv, preset
+    from simulator.csv_loader import preset
 
     fmt = preset(config.csv_preset)
     if config.csv_columns is not None:
         try:
-            fmt = _replace(fmt, name=f"{fmt.name}+csv_columns", columns=dict(config.csv_columns))
+            fmt = replace(fmt, name=f"{fmt.name}+csv_columns", columns=dict(config.csv_columns))
         except ValueError as exc:
             raise ConfigError(f"data.csv_columns: {exc}") from None
 
@@ -112,29 +108,9 @@ def load_csv_market(config: DataConfig) -> MarketData:
     if isinstance(config.csv_path, dict):
         from simulator.pairs import normalise_symbol
 
-        loaded = [load_csv(resolve(path), fmt=fmt, symbol=normalise_symbol(sym), max_fill=config.max_fill)
-                  for sym, path in config.csv_path.items()]
-        frames = {m.symbols[0]: m.pair(m.symbols[0]) for m in loaded}
-        notes = [f"{m.symbols[0]}: {n}" for m in loaded for n in m.notes]
-        notes.append("one file per pair, put on one clock by an inner join (bars every pair has)")
-        return MarketData.from_frames(frames, [m.pairs[0] for m in loaded], source=", ".join(
-            str(resolve(p)) for p in config.csv_path.values()), join="inner", notes=notes)
-    return load_csv(resolve(config.csv_path), fmt=fmt, symbol=config.symbols[0], symbols=list(config.symbols),
-                    max_fill=config.max_fill)
-
-
-def cut_to_dates(market: MarketData, start: str | None, end: str | None) -> MarketData:
-    """Bars from ``start`` through ``end`` (dates, inclusive); an empty result is one clear line."""
-    import pandas as pd
-
-    end_excl = None if end is None else pd.Timestamp(end) + pd.Timedelta(days=1)
-    cut = market.slice(start, end_excl)
-    if len(cut) < 3:
-        raise DataError(f"only {len(cut)} bars between {start} and {end} (data spans {market.index[0]} .. "
-                        f"{market.index[-1]})", source=market.source, field="start/end",
-                        hint="choose dates inside the data")
-    return MarketData(bars=cut.bars, pairs=cut.pairs, source=cut.source,
-                      notes=(*cut.notes, f"cut to {start or 'start'} .. {end or 'end'}"), conversion=cut.conversion)
+        symbols = [normalise_symbol(s) for s in config.csv_path]
+        return load_csv_files([resolve(p) for p in config.csv_path.values()], fmt, symbols, max_fill=config.max_fill)
+    return load_csv_files([resolve(config.csv_path)], fmt, list(config.symbols), max_fill=config.max_fill)
 
 
 def make_split(market: MarketData, data: DataConfig) -> Split:
@@ -255,14 +231,16 @@ class Trainer:
     """One training run in one run folder; ``run()`` trains to ``total_timesteps`` (or resumes)."""
 
     def __init__(self, config: TrainConfig, folder: RunFolder, *, cache: ForecastCache | None = None,
-                 progress: bool = True, log: Any = print) -> None:
+                 progress: bool = True, log: Any = print, data: SplitData | None = None) -> None:
         self.config = config
         self.folder = folder
         self.progress = progress
         self.log = log
         torch.set_num_threads(config.ppo.torch_threads)
-        market = load_market(config.data, account_currency=config.env.account.currency)
-        self.data = split_data(market, config.env, config.data, cache=cache)
+        if data is None:
+            market = load_market(config.data, account_currency=config.env.account.currency)
+            data = split_data(market, config.env, config.data, cache=cache)
+        self.data = data
         self.bars_per_year = bars_per_year(self.data.full.index)
         self.eval_history: list[dict[str, float]] = []
         self.best_score = -np.inf
@@ -415,9 +393,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def train(config: TrainConfig, *, runs_root: str | Path = "runs", argv: list[str] | None = None,
           cache: ForecastCache | None = None, progress: bool = True, log: Any = print) -> Path:
     """Train in a fresh run folder (``runs/train-<name>-<UTC time>``); returns the finished folder."""
+    # Load and prepare the data first: a bad data source leaves no run folder behind.
+    market = load_market(config.data, account_currency=config.env.account.currency)
+    data = split_data(market, config.env, config.data, cache=cache)
     folder = RunFolder(runs_root, f"train-{config.name}", config=config.to_dict(), argv=argv)
     folder.write_yaml("config.yaml", config.to_dict())
-    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log)
+    folder.add_to_manifest("data", {"source": market.source, "bars": len(market), "splits": data.dates(),
+                                    "notes": [*market.notes, *data.full.notes]})
+    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log, data=data)
     log(f"run folder: {folder.path}")
     log(f"splits: {trainer.data.dates()}")
     trainer.run()

@@ -25,6 +25,7 @@ from scenarios.transforms import (
     _EventTransform,
 )
 from simulator.errors import DataError
+from simulator.frequency import bar_hours
 from simulator.market import PRICE_FIELDS, MarketData
 
 
@@ -178,6 +179,7 @@ def apply_scenario(scenario: Scenario, market: MarketData, env_config: EnvConfig
     Settings are applied first, then the transforms in file order.
     """
     file = scenario.path or scenario.name
+    scenario = scenario.in_bars(bar_hours(market.index))  # durations in the file → bars of this market
     n = len(market)
     lo, hi = (0, n) if span is None else (int(span[0]), int(span[1]))
     if not 0 <= lo < hi <= n:

@@ -28,9 +28,10 @@ from typing import Any
 
 from envs.config import EnvConfig
 from scenarios.errors import Invalid, ScenarioError, build
-from scenarios.transforms import TRANSFORMS, Transform, WindowedTransform
+from scenarios.transforms import TRANSFORMS, Transform, WindowedTransform, transform_in_bars
 from simulator.configuration import load_yaml
 from simulator.errors import ConfigError
+from simulator.frequency import duration_hours, to_bars
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_DESCRIPTION = 120
@@ -134,7 +135,7 @@ class WindowSpec:
     """The scenario's default window: ``start`` (fraction of the span, or ``"random"``) and ``bars``."""
 
     start: float | str
-    bars: int
+    bars: int | str
 
     def __post_init__(self) -> None:
         start = self.start
@@ -147,7 +148,13 @@ class WindowSpec:
                 raise Invalid("start", f"must be in [0, 1], got {start:g}",
                               "give the window start as a fraction of the span (0..1) or random")
             object.__setattr__(self, "start", float(start))
-        if isinstance(self.bars, bool) or not isinstance(self.bars, int) or self.bars < 1:
+        if isinstance(self.bars, str):
+            try:
+                duration_hours(self.bars, key="bars")
+            except ConfigError:
+                raise Invalid("bars", f"{self.bars!r} is not a number of bars or a duration",
+                              "write bars (e.g. 120) or a duration: 36h, 5D, 1W, 1M") from None
+        elif isinstance(self.bars, bool) or not isinstance(self.bars, int) or self.bars < 1:
             raise Invalid("bars", f"must be an integer >= 1, got {self.bars!r}", "give the window length in bars")
 
 
@@ -202,6 +209,28 @@ class Scenario:
     replay: bool = False
     window: WindowSpec | None = None
 
+    def in_bars(self, hours_per_bar: float) -> Scenario:
+        """This scenario with every duration (window lengths, offsets, recovery) in bars at ``hours_per_bar``.
+
+        Why: scenario files state events in trading time ("one week of spreads × 10"), so one
+        file means the same event on hourly and daily bars; checks that compare lengths run here.
+        """
+        file = self.path or self.name
+        transforms = []
+        for i, t in enumerate(self.transforms):
+            try:
+                transforms.append(transform_in_bars(t, hours_per_bar))
+            except Invalid as err:
+                raise ScenarioError(file, f"transforms[{i}].{err.field}", err.problem, err.hint) from None
+        window = self.window
+        if window is not None and isinstance(window.bars, str):
+            # The shared window holds every event that inherits it (see transform_in_bars).
+            need = max([1] + [t.offset + t.min_length() for t in transforms
+                              if isinstance(t, WindowedTransform) and t.bars is None])
+            window = replace(window, bars=max(to_bars(window.bars, hours_per_bar, key="window.bars"), need))
+        _check_windows(transforms, window, file)
+        return replace(self, transforms=tuple(transforms), window=window)
+
 
 def parse_scenario(data: Any, *, file: str, default_name: str) -> Scenario:
     """Build a :class:`Scenario` from the parsed YAML of ``file``, strictly."""
@@ -230,27 +259,35 @@ def parse_scenario(data: Any, *, file: str, default_name: str) -> Scenario:
         if kind not in TRANSFORMS:
             raise ScenarioError(file, f"{path}.kind", f"unknown transform {kind!r}",
                                 f"known kinds: {', '.join(sorted(TRANSFORMS))}")
-        transform = build(TRANSFORMS[kind], item, file=file, path=path)
-        if isinstance(transform, WindowedTransform):
-            if transform.start is None and window is None:
-                raise ScenarioError(file, f"{path}.start", "missing",
-                                    "give start and bars here or a scenario-level window")
-            if transform.bars is None:
-                if window is None:
-                    raise ScenarioError(file, f"{path}.bars", "missing",
-                                        "give start and bars here or a scenario-level window")
-                length = window.bars - transform.offset if transform.start is None else window.bars
-                if length < 1:
-                    raise ScenarioError(file, f"{path}.offset", f"offset {transform.offset} leaves no bar of the "
-                                        f"{window.bars}-bar window", "lower the offset or give bars")
-                try:
-                    transform.check_length(length)
-                except Invalid as err:
-                    raise ScenarioError(file, f"{path}.bars", err.problem, err.hint) from None
-        transforms.append(transform)
+        transforms.append(build(TRANSFORMS[kind], item, file=file, path=path))
+    _check_windows(transforms, window, file)
     return Scenario(name=top.name or default_name, description=top.description.strip(),
                     transforms=tuple(transforms), settings=settings, sources=top.sources, path=file,
                     replay=top.replay, window=window)
+
+
+def _check_windows(transforms: list[Transform], window: WindowSpec | None, file: str) -> None:
+    """Every windowed transform has a start and a length that holds its event (run again once in bars)."""
+    for i, transform in enumerate(transforms):
+        path = f"transforms[{i}]"
+        if not isinstance(transform, WindowedTransform):
+            continue
+        if transform.start is None and window is None:
+            raise ScenarioError(file, f"{path}.start", "missing", "give start and bars here or a scenario-level window")
+        if transform.bars is not None:
+            continue
+        if window is None:
+            raise ScenarioError(file, f"{path}.bars", "missing", "give start and bars here or a scenario-level window")
+        if isinstance(window.bars, str) or not transform.resolved():
+            continue  # durations: checked once converted to the market's bars
+        length = window.bars - transform.offset if transform.start is None else window.bars
+        if length < 1:
+            raise ScenarioError(file, f"{path}.offset", f"offset {transform.offset} leaves no bar of the "
+                                f"{window.bars}-bar window", "lower the offset or give bars")
+        try:
+            transform.check_length(length)
+        except Invalid as err:
+            raise ScenarioError(file, f"{path}.bars", err.problem, err.hint) from None
 
 
 def _parse_settings(data: Any, file: str) -> Settings:

@@ -27,6 +27,8 @@ import pandas as pd
 
 from envs.config import EnvConfig
 from scenarios.errors import Invalid
+from simulator.errors import ConfigError
+from simulator.frequency import duration_hours, to_bars
 from simulator.market import MarketData
 
 ALL = "all"
@@ -55,6 +57,40 @@ def _fraction(name: str, value: float, hint: str = "give a fraction between 0 an
 def _int_at_least(name: str, value: Any, low: int, hint: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise Invalid(name, f"must be an integer >= {low}, got {value!r}", hint)
+
+
+def _bars_at_least(name: str, value: Any, low: int, hint: str) -> None:
+    """A number of bars >= ``low``, or a trading-time duration such as ``"1W"`` (see simulator.frequency)."""
+    if isinstance(value, str):
+        try:
+            duration_hours(value, key=name)
+        except ConfigError:
+            raise Invalid(name, f"{value!r} is not a number of bars or a duration",
+                          "write bars (e.g. 120) or a duration: 36h, 5D, 1W, 1M") from None
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise Invalid(name, f"must be an integer >= {low} or a duration like '1W', got {value!r}", hint)
+
+
+DURATION_KEYS: tuple[str, ...] = ("bars", "offset", "recovery_bars", "bars_down")
+"""Transform fields that count time: bars, or durations converted with the market's bar length."""
+
+
+def transform_in_bars(transform: Transform, hours_per_bar: float) -> Transform:
+    """``transform`` with its durations converted to bars at ``hours_per_bar`` (bars stay as they are)."""
+    values = {}
+    for key in DURATION_KEYS:
+        value = getattr(transform, key, None)
+        if isinstance(value, str):
+            values[key] = to_bars(value, hours_per_bar, key=key, minimum=0 if key == "offset" else 1)
+    if not values:
+        return transform
+    if isinstance(transform.bars, str):  # type: ignore[attr-defined]
+        # A window given as a duration holds its event: on coarse bars "4h" of a flash crash with a
+        # 1-bar drop and 1-bar recovery becomes 2 bars, not 1.
+        need = replace(transform, **{**values, "bars": None}).min_length()  # type: ignore[attr-defined]
+        values["bars"] = max(values["bars"], need)
+    return replace(transform, **values)
 
 
 # -- array helpers ----------------------------------------------------------------------
@@ -258,8 +294,8 @@ class WindowedTransform(Transform, ABC):
 
     pairs: str | tuple[str, ...] = ALL
     start: float | str | None = None
-    bars: int | None = None
-    offset: int = 0
+    bars: int | str | None = None
+    offset: int | str = 0
     analogue: bool = False
     FAMILY: ClassVar[str] = ""  # transforms of one family share analogue pairs (no double stress)
 
@@ -293,13 +329,21 @@ class WindowedTransform(Transform, ABC):
                 _fraction("start", float(start), "give the window start as a fraction of the span (0..1) or random")
                 object.__setattr__(self, "start", float(start))
         if self.bars is not None:
-            _int_at_least("bars", self.bars, 1, "give the window length in bars")
-        _int_at_least("offset", self.offset, 0, "give a number of bars >= 0")
-        if self.bars is not None:
+            _bars_at_least("bars", self.bars, 1, "give the window length in bars")
+        _bars_at_least("offset", self.offset, 0, "give a number of bars >= 0")
+        if isinstance(self.bars, int) and self.resolved():
             self.check_length(self.bars)
+
+    def resolved(self) -> bool:
+        """True when every duration field is a number of bars (checks that compare them can run)."""
+        return all(not isinstance(getattr(self, k, 0), str) for k in DURATION_KEYS)
 
     def check_length(self, bars: int) -> None:
         """Raise :class:`Invalid` when the event does not fit in ``bars`` bars (override)."""
+
+    def min_length(self) -> int:
+        """The fewest bars that hold the event (durations already in bars)."""
+        return 1
 
     def named(self) -> tuple[str, ...]:
         """The explicitly named pairs (empty for ``"all"``)."""
@@ -374,7 +418,7 @@ class _EventTransform(WindowedTransform):
 
     size: float = 0.0
     recovery: float = 0.0
-    recovery_bars: int = 0
+    recovery_bars: int | str = 0
     spread_multiplier: float = 1.0
     liquidity_multiplier: float = 1.0
     FAMILY: ClassVar[str] = "price"
@@ -385,7 +429,7 @@ class _EventTransform(WindowedTransform):
             raise Invalid("size", f"must be a signed fraction > -1 and != 0, got {self.size:g}",
                           "e.g. -0.09 for a 9% drop")
         _fraction("recovery", self.recovery, "give the recovered share of the move (0..1)")
-        _int_at_least("recovery_bars", self.recovery_bars, 0, "give a number of bars")
+        _bars_at_least("recovery_bars", self.recovery_bars, 0, "give a number of bars")
         if self.recovery > 0 and self.recovery_bars == 0:
             raise Invalid("recovery_bars", "must be >= 1 when recovery > 0", "give the bars the recovery takes")
         _positive("spread_multiplier", self.spread_multiplier)
@@ -399,12 +443,15 @@ class JumpTransform(_EventTransform):
     """A jump of ``size`` over ``bars_down`` bars and a partial recovery (flash crash)."""
 
     kind: str = "jump"
-    bars_down: int = 1
+    bars_down: int | str = 1
     KIND: ClassVar[str] = "jump"
 
     def __post_init__(self) -> None:
-        _int_at_least("bars_down", self.bars_down, 1, "give the bars the move takes")
+        _bars_at_least("bars_down", self.bars_down, 1, "give the bars the move takes")
         super().__post_init__()
+
+    def min_length(self) -> int:
+        return int(self.bars_down) + int(self.recovery_bars)
 
     def check_length(self, bars: int) -> None:
         if bars < self.bars_down + self.recovery_bars:
@@ -423,6 +470,9 @@ class GapTransform(_EventTransform):
 
     kind: str = "gap"
     KIND: ClassVar[str] = "gap"
+
+    def min_length(self) -> int:
+        return max(1, int(self.recovery_bars))
 
     def check_length(self, bars: int) -> None:
         if bars < self.recovery_bars:
@@ -449,6 +499,9 @@ class CorrelationBreakTransform(WindowedTransform):
         super().__post_init__()
         if self.mode not in CORRELATION_MODES:
             raise Invalid("mode", f"unknown mode {self.mode!r}", f"use one of {', '.join(CORRELATION_MODES)}")
+
+    def min_length(self) -> int:
+        return 2
 
     def check_length(self, bars: int) -> None:
         if bars < 2:

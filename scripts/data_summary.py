@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Run the market-data pipeline end to end and print what it produced.
 
-Loads the bundled real sample (or your CSV / a Yahoo symbol), calibrates the synthetic
+Loads the bundled real sample (or the ECB history, your CSV files, a Yahoo symbol), calibrates the synthetic
 generator to it with a GARCH-t fit, generates a calibrated series and a three-pair
 correlated market, checks the stylised facts side by side, and writes everything to a
 fresh run folder (``runs/data-<time>/``).
 
 Examples:
     python scripts/data_summary.py
+    python scripts/data_summary.py --source ecb --symbols EURUSD USDJPY GBPUSD EURCHF
     python scripts/data_summary.py --csv my_eurusd.csv --preset histdata --symbol EURUSD
+    python scripts/data_summary.py --csv fred_dexuseu.csv --preset close_only --symbol EURUSD
+    python scripts/data_summary.py --csv rates.csv --preset wide --symbols EURUSD USDJPY
     python scripts/data_summary.py --yahoo EURUSD=X --start 2024-01-01
 """
 
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         n_bars = int(args.years * config.bars_per_year)
         calibrated = generate_market(config, n_bars, rng=rng)
         g10_config = SyntheticConfig.from_yaml(G10_CONFIG)
-        g10 = generate_market(g10_config, int(config.bars_per_year), rng=rng)
+        g10 = generate_market(g10_config, int(g10_config.bars_per_year), rng=rng)
         print(f"[3/4] generated {n_bars:,} calibrated {symbol} bars and {len(g10.market):,} bars of "
               f"{', '.join(g10.market.symbols)} (seed {args.seed})")
     except (DataError, ConfigError) as err:

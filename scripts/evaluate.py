@@ -13,6 +13,9 @@ Examples:
     python scripts/evaluate.py --model runs/train-ppo-sample-20261201-120000/model.zip --split validation
     python scripts/evaluate.py --baseline vol_target
     python scripts/evaluate.py --baseline fixed_fraction --param leverage=2 --config agents/hyperparams/ppo_planted_edge.yaml
+    python scripts/evaluate.py --baseline vol_target --config agents/hyperparams/ppo_ecb.yaml   # ECB daily, test from 2018
+    python scripts/evaluate.py --baseline vol_target --source ecb --symbols EURCHF --train-end 2013-12-31 \
+        --validation-end 2017-12-31 --config agents/hyperparams/ppo_ecb.yaml
     python scripts/evaluate.py --list-baselines
 """
 
@@ -29,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES, make_baseline  # noqa: E402
 from agents.evaluation import evaluation_config, run_policy  # noqa: E402
-from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
+from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
 from simulator.configuration import from_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                         "config, else agents/hyperparams/ppo_default.yaml)")
     parser.add_argument("--split", choices=("test", "validation", "train"), default="test")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+    add_data_arguments(parser)
     args = parser.parse_args(argv)
     if args.list_baselines:
         for name, cls in sorted(BASELINES.items()):
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             policy = make_baseline(args.baseline, **parse_params(args.param))
             label = args.baseline
         config = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
+        config = with_data_arguments(config, args)
         data = split_data(load_market(config.data, account_currency=config.env.account.currency), config.env,
                           config.data)
         result = run_policy(policy, data.span(args.split), evaluation_config(config.env), label=label)
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     resolved = {"policy": label, "split": args.split, "dates": data.dates()[args.split],
-                "training_config": config.to_dict(), "baseline_params": parse_params(args.param)}
+                "training_config": config.to_dict(), "baseline_params": parse_params(args.param),
+                "data_notes": [*data.market.notes, *data.full.notes]}
     with RunFolder(args.out, f"evaluate-{label.split(':')[0]}", config=resolved,
                    argv=sys.argv if argv is None else ["evaluate.py", *argv]) as folder:
         folder.write_csv("steps.csv", result.records, index=False)

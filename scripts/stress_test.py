@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
-from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
+from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
 from agents.training import resolve_model  # noqa: E402
 from simulator.configuration import from_mapping, to_mapping  # noqa: E402
@@ -84,6 +84,7 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
             config_path = run_dir / "config.yaml"
     config_path = config_path or DEFAULT_CONFIG
     training = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
+    training = with_data_arguments(training, args)
     baselines = [] if args.no_baselines else (args.baselines or sorted(BASELINES))
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted stress run")
     parser.add_argument("--no-progress", action="store_true")
+    add_data_arguments(parser)
     args = parser.parse_args(argv)
     command = sys.argv if argv is None else ["stress_test.py", *argv]
     try:

@@ -14,6 +14,9 @@ Examples:
     python scripts/train.py
     python scripts/train.py --config agents/hyperparams/ppo_constrained.yaml
     python scripts/train.py --config agents/hyperparams/ppo_planted_edge.yaml --seed 1 --timesteps 300000
+    python scripts/train.py --config agents/hyperparams/ppo_ecb.yaml --timesteps 4096
+    python scripts/train.py --source ecb --symbols EURUSD USDJPY GBPUSD --train-end 2013-12-31 \
+        --validation-end 2017-12-31 --config agents/hyperparams/ppo_ecb.yaml
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
+from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import resume, train, with_overrides  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="override the run name")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_arguments(parser)
     args = parser.parse_args(argv)
     try:
         if args.resume is not None:
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = with_overrides(TrainConfig.from_yaml(args.config), total_timesteps=args.timesteps,
                                     seed=args.seed, n_envs=args.n_envs, name=args.name)
+            config = with_data_arguments(config, args)
             path = train(config, runs_root=args.out, argv=sys.argv if argv is None else ["train.py", *argv],
                          progress=not args.no_progress)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:

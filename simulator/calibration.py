@@ -18,6 +18,7 @@ import pandas as pd
 from arch import arch_model
 
 from simulator.errors import DataError
+from simulator.frequency import bar_hours
 from simulator.market import MarketData
 from simulator.synthetic import PairProcess, SyntheticConfig
 
@@ -117,5 +118,33 @@ def calibrate(
     )
     seasonality = replace(base.seasonality, hourly_vol=tuple(float(x) for x in profile),
                           weekday_vol=(1.0, 1.0, 1.0, 1.0, 1.0))
-    config = replace(base, pairs=(pair,), correlation=None, student_t_dof=nu, seasonality=seasonality)
+    config = replace(base, pairs=(pair,), correlation=None, student_t_dof=nu, seasonality=seasonality,
+                     **_per_bar_settings(base, market, alpha, beta))
     return config, fit
+
+
+def _per_bar_settings(base: SyntheticConfig, market: MarketData, alpha: float, beta: float) -> dict:
+    """Bar length, regime switching and jumps of ``base`` restated for the market's own bar length.
+
+    Why: GARCH parameters are per bar, so daily data must generate daily bars. The base config's
+    regime transition probabilities are per bar (scaled by the ratio of bar lengths, so episodes
+    last the same calendar time) and jump sizes are in bar standard deviations (divided by the
+    square root of the ratio, so a jump moves the price by the same amount). Jumps never carry
+    more than half the variance the fitted GARCH leaves room for: ``omega > 0`` needs the jump
+    variance share below ``(1 - alpha - beta) / (1 - beta)``.
+    """
+    minutes = int(round(bar_hours(market.index) * 60))
+    if not (0 < minutes <= 24 * 60 and (24 * 60) % minutes == 0) or minutes == base.bar_minutes:
+        return {}
+    ratio = minutes / base.bar_minutes
+    regime = replace(base.regime, calm_to_turbulent=min(base.regime.calm_to_turbulent * ratio, 0.5),
+                     turbulent_to_calm=min(base.regime.turbulent_to_calm * ratio, 1.0))
+    jumps = replace(base.jumps, size_sd=base.jumps.size_sd / math.sqrt(ratio),
+                    size_mean=base.jumps.size_mean / math.sqrt(ratio))
+    bars_per_year = base.bars_per_year / ratio
+    mean_lam = jumps.per_year / bars_per_year * (1.0 + regime.turbulent_share * (regime.jump_multiplier - 1.0))
+    jump_var = mean_lam * (jumps.size_sd ** 2 + jumps.size_mean ** 2)
+    room = 0.5 * (1.0 - alpha - beta) / (1.0 - beta) if beta < 1 else 0.0
+    if jump_var > room:
+        jumps = replace(jumps, per_year=jumps.per_year * room / jump_var)
+    return {"bar_minutes": minutes, "regime": regime, "jumps": jumps}

@@ -23,7 +23,7 @@ import yaml
 
 TRACKED_LIBRARIES = (
     "numpy", "pandas", "arch", "scikit-learn", "torch", "gymnasium", "stable-baselines3",
-    "ta", "yfinance", "tensorboard", "scipy", "pyyaml", "sb3-contrib", "numba", "matplotlib",
+    "ta", "yfinance", "tensorboard", "scipy", "pyyaml", "sb3-contrib", "numba", "matplotlib", "currencyconverter",
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,11 @@ class RunFolder:
             "versions": library_versions(),
             "config": dict(config or {}),
         }
+        self.write_yaml("manifest.yaml", self.manifest)
+
+    def add_to_manifest(self, key: str, value: Any) -> None:
+        """Record ``value`` under ``key`` in ``manifest.yaml`` (e.g. what the data lacked and what stood in)."""
+        self.manifest[key] = value
         self.write_yaml("manifest.yaml", self.manifest)
 
     @classmethod

@@ -223,7 +223,7 @@ def test_volatility_shock_scales_realised_volatility_by_k():
 
 def test_flash_crash_reaches_the_low_and_recovers_the_stated_share():
     market = _market(("EURUSD",))
-    scenario = get_scenario("flash_crash")
+    scenario = get_scenario("flash_crash").in_bars(1.0)  # the file states hours; the market is hourly
     jump = scenario.transforms[0]
     stressed = _apply("flash_crash", market)
     w = stressed.window[0]
@@ -341,7 +341,7 @@ MALFORMED = {
     "bad_setting": ("description: x\nsettings:\n  execution: {max_participation: 2}\n",
                     r"settings\.execution\.max_participation: must be > 0 and <= 1"),
     "wrong_type": ("description: x\ntransforms:\n  - {kind: spread, start: 0.1, bars: five, multiplier: 2}\n",
-                   r"transforms\[0\]\.bars: expected an integer"),
+                   r"transforms\[0\]\.bars: .five. is not a number of bars or a duration"),
     "missing_window": ("description: x\ntransforms:\n  - {kind: spread, multiplier: 2}\n",
                        r"transforms\[0\]\.start: missing — give start and bars here or a scenario-level window"),
     "missing_description": ("transforms: []\n", r"description: missing — add 'description'"),
