@@ -218,7 +218,7 @@ class TrainConfig:
 
 # -- command-line overrides of the data section ------------------------------------------------
 def add_data_arguments(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
-    """``--source --symbols --start --end --csv --preset`` (and ``--train-end --validation-end``) over a config's data."""
+    """``--source --symbols --start --end --csv --preset`` (and the split dates) over a config's data section."""
     group = parser.add_argument_group("data (override the config's data section)")
     group.add_argument("--source", choices=DATA_SOURCES, help="market data source")
     group.add_argument("--symbols", nargs="+", metavar="PAIR", help="pairs, e.g. EURUSD USDJPY GBPUSD")

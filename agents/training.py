@@ -44,7 +44,7 @@ from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.base import Split
 from forecasters.cache import ForecastCache
 from simulator.configuration import from_mapping
-from simulator.errors import ConfigError, DataError
+from simulator.errors import ConfigError
 from simulator.market import MarketData
 from simulator.metrics import bars_per_year
 from simulator.run_folder import RunFolder, atomic_write_text

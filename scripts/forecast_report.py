@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit-every", type=int, default=250, help="GARCH refit interval, bars")
     parser.add_argument("--train", type=float, default=0.5, help="share of bars for training (LSTM/GRU)")
     parser.add_argument("--validation", type=float, default=0.2, help="share of bars for early stopping")
+    parser.add_argument("--train-end", help="last date of the training span (inclusive), instead of --train")
+    parser.add_argument("--validation-end", help="last date of the validation span (inclusive); the test follows")
     parser.add_argument("--no-neural", action="store_true", help="skip the LSTM and GRU")
     parser.add_argument("--seed", type=int, default=0, help="seed of the neural forecasters")
     parser.add_argument("--cache-dir", type=Path, help="forecast cache (default ~/.cache/fx-risk-gym)")
@@ -244,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (0.5 < args.alpha < 1 and 0.5 < args.es_alpha < 1):
             raise ConfigError(f"--alpha and --es-alpha must be in (0.5, 1), got {args.alpha}, {args.es_alpha}")
         market = load_from_arguments(args)
-        split = Split.by_fraction(len(market), train=args.train, validation=args.validation)
+        if (args.train_end is None) != (args.validation_end is None):
+            raise ConfigError("give both --train-end and --validation-end, or neither (then --train/--validation)")
+        if args.train_end is not None:
+            split = Split.by_date(market.index, args.train_end, args.validation_end, source="command line",
+                                  keys=("--train-end", "--validation-end"))
+        else:
+            split = Split.by_fraction(len(market), train=args.train, validation=args.validation)
         check_length(market, split, settings)
         cache = ForecastCache(args.cache_dir)
         n_steps = 7 + (2 if settings.neural else 0) + 2
