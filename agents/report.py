@@ -1140,6 +1140,18 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scenario"
 
 
+def _data_notes(results: pd.DataFrame) -> list[str]:
+    """Distinct data notes of the cells (source, spread and depth models, lookbacks in bars), in order."""
+    if "data_notes" not in results.columns:
+        return []
+    seen: dict[str, None] = {}
+    for text in results["data_notes"].dropna().astype(str):
+        for note in text.split(" | "):
+            if note.strip():
+                seen.setdefault(note.strip(), None)
+    return list(seen)
+
+
 def _footer(run_dir: Path, argv: Sequence[str] | None, notes: list[str]) -> list[str]:
     manifest, problem = _read_yaml(run_dir / "manifest.yaml")
     if problem:
@@ -1453,6 +1465,11 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
            f"{', '.join(_md(s) for s in scenarios)}."]
     md += [f"- {_md(n)}" for n in notes]
     md += [""]
+    data_notes = _data_notes(results)
+    if data_notes:
+        md += ["### The data", "", "What the market data lacked and what stood in for it (from the runs' notes):", ""]
+        md += [f"- {_md(n)}" for n in data_notes]
+        md += [""]
     md += footer
     md_text = "\n".join(md) + "\n"
 

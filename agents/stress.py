@@ -165,6 +165,8 @@ def _run_cells(members: Sequence[PolicySpec], stressed: Any, scenario: Any, seed
     window = stressed.window
     has_window = bool(scenario.transforms) and window is not None and window[1] > window[0]
     rows = []
+    # What the data lacked and what stood in for it (depth, spread model, lookbacks): for the report.
+    data_notes = " | ".join(dict.fromkeys([*stressed.market.notes, *data.notes]))
     for spec in members:
         name = spec.name
         result = run_policy(spec.build(), data, eval_cfg, label=name)
@@ -175,7 +177,8 @@ def _run_cells(members: Sequence[PolicySpec], stressed: Any, scenario: Any, seed
                "var_nominal_rate": round(1.0 - eval_cfg.var_alpha, 10),
                "var_mode": eval_cfg.var_mode,
                "bars_per_year": bars_per_year(data.index),
-               "notes": " | ".join(stressed.notes)}
+               "notes": " | ".join(stressed.notes),
+               "data_notes": data_notes}
         stem = cell_stem(root, name, scenario.name, seed)
         records = result.records
         cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith("exposure_")])

@@ -227,9 +227,13 @@ def apply_scenario(scenario: Scenario, market: MarketData, env_config: EnvConfig
         _check_bars(bars, before, pairs, file, field)
         used.append(window)
     window = (min(a for a, _ in used), max(b for _, b in used)) if used else (lo, hi)
+    if market.conversion is not None and used:
+        notes.append(f"conversion rates ({', '.join(market.conversion.columns)}) are not stressed: P&L in the "
+                     "account currency is translated at the unstressed rates")
     try:
         stressed = MarketData(bars=bars, pairs=market.pairs, source=f"{market.source} [scenario {scenario.name}]",
-                              notes=(*market.notes, *(f"scenario {scenario.name}: {x}" for x in notes)))
+                              notes=(*market.notes, *(f"scenario {scenario.name}: {x}" for x in notes)),
+                              conversion=market.conversion)
     except DataError as err:
         raise ScenarioError(file, "transforms", f"produced invalid bars ({err})", "use milder magnitudes") from None
     return StressedMarket(market=stressed, env_config=config, window=window, notes=tuple(notes))

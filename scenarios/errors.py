@@ -28,6 +28,9 @@ class ScenarioError(ValueError):
             text += f" — {hint}"
         super().__init__(" ".join(text.split()))  # always exactly one line
 
+    def __reduce__(self):  # picklable: stress workers send it back to the parent process
+        return (self.__class__, (self.file, self.field, self.problem, self.hint))
+
 
 class Invalid(ValueError):
     """Raised by the ``__post_init__`` of scenario dataclasses; ``field`` is relative to the object."""

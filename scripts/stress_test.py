@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
+from agents.training import load_market, make_split  # noqa: E402
 from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
 from agents.training import resolve_model  # noqa: E402
 from simulator.configuration import from_mapping, to_mapping  # noqa: E402
@@ -85,6 +86,8 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
     config_path = config_path or DEFAULT_CONFIG
     training = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
     training = with_data_arguments(training, args)
+    # Load the data and split it once here: a bad source or span fails before any run folder exists.
+    make_split(load_market(training.data, account_currency=training.env.account.currency), training.data)
     baselines = [] if args.no_baselines else (args.baselines or sorted(BASELINES))
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:

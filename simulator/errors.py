@@ -31,6 +31,11 @@ class DataError(ValueError):
         self.hint = hint
         super().__init__(self._render())
 
+    def __reduce__(self):  # picklable: worker processes send it back to the parent
+        return (_rebuild_data_error, (self.problem, {"source": self.source, "line": self.line, "row": self.row,
+                                                     "timestamp": self.timestamp, "field": self.field,
+                                                     "hint": self.hint}))
+
     def _render(self) -> str:
         where = [self.source]
         if self.line is not None:
@@ -45,6 +50,10 @@ class DataError(ValueError):
         if self.hint:
             text += f" — {self.hint}"
         return " ".join(text.split())  # always exactly one line
+
+
+def _rebuild_data_error(problem: str, where: dict) -> DataError:
+    return DataError(problem, **where)
 
 
 class ConfigError(ValueError):

@@ -197,3 +197,31 @@ def test_train_on_three_ecb_pairs_with_date_splits_then_evaluate_from_2018(tmp_p
     steps = pd.read_csv(evaluation / "steps.csv")
     dates = yaml.safe_load((evaluation / "manifest.yaml").read_text())["config"]["dates"]
     assert dates.startswith("2018-01-02") and len(steps) > 2000
+
+
+def test_a_failed_stress_load_is_one_line_and_leaves_no_run_folder(tmp_path, capsys) -> None:
+    out = tmp_path / "runs"
+    rc = load_script("stress_test").main(["--config", str(REPO / "agents/hyperparams/ppo_ecb.yaml"), "--symbols",
+                                          "EURXYZ", "--baselines", "vol_target", "--out", str(out), "--no-progress"])
+    assert rc == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("error", [DataError("bad value", source="f.csv", line=3, field="close", hint="fix it"),
+                                   ConfigError("c.yaml: key 'a': bad")])
+def test_errors_survive_the_trip_from_a_worker_process(error) -> None:
+    import pickle
+
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_a_cross_in_a_usd_account_stress_tests_with_its_conversion_rates() -> None:
+    from envs.config import EnvConfig
+    from scenarios import apply_scenario, get_scenario
+
+    market = load_ecb(["EURCHF"], start="2012-01-01", end="2016-12-31")
+    stressed = apply_scenario(get_scenario("snb_2015"), market, EnvConfig(), rng=np.random.default_rng(0))
+    assert stressed.market.conversion is not None
+    assert any("not stressed" in n for n in stressed.notes)
