@@ -378,19 +378,65 @@ def _finite_stat(reduce: Callable[[np.ndarray], Any]) -> Callable[[Iterable[floa
 _mean, _max, _min, _sum = (_finite_stat(f) for f in (np.mean, np.max, np.min, np.sum))
 
 
+RISK_TIERS: tuple[str, ...] = ("passes every risk test", "drawdown beyond the limit", "VaR limit not respected",
+                                "ruined in some runs")
+"""What each tier of the risk-first ranking means (tier 0 ranks first)."""
+
+
+def ruined(part: pd.DataFrame) -> np.ndarray:
+    """Runs that ended in ruin: stopped out, or equity at or below zero (a gap through the stop-out level)."""
+    stopped = part["stop_outs"].fillna(0).to_numpy(np.float64) > 0
+    total = part["total_return"].to_numpy(np.float64)
+    broke = np.isfinite(total) & (total <= -1.0)
+    if "final_equity" in part.columns:
+        final = part["final_equity"].to_numpy(np.float64)
+        broke |= np.isfinite(final) & (final <= 0.0)
+    return stopped | broke
+
+
+def pooled_kupiec(part: pd.DataFrame) -> tuple[float, float, float]:
+    """VaR exceptions, the nominal expectation and Kupiec's p-value, pooled over the runs of ``part``.
+
+    NaN when the results lack the exception counts (``var_exceptions``, ``n_bars``, ``var_nominal_rate``).
+    """
+    from forecasters.backtests import kupiec_pof
+
+    cols = ("var_exceptions", "n_bars", "var_nominal_rate")
+    if part.empty or any(c not in part.columns for c in cols):
+        return math.nan, math.nan, math.nan
+    x = part["var_exceptions"].to_numpy(np.float64)
+    n = part["n_bars"].to_numpy(np.float64)
+    rate = part["var_nominal_rate"].to_numpy(np.float64)
+    ok = np.isfinite(x) & np.isfinite(n) & np.isfinite(rate) & (n > 0)
+    if not ok.any():
+        return math.nan, math.nan, math.nan
+    exceptions, bars = float(x[ok].sum()), float(n[ok].sum())
+    nominal = float(np.average(rate[ok], weights=n[ok]))
+    return exceptions, nominal * bars, float(kupiec_pof(int(exceptions), int(bars), nominal).pvalue)
+
+
 def rank_policies(results: pd.DataFrame, *, rng: np.random.Generator, confidence: float = 0.95,
-                  n_resamples: int = 2000) -> pd.DataFrame:
-    """The headline ranking: one row per policy, on the stressed runs pooled and on the test data.
+                  n_resamples: int = 2000, alpha: float = 0.05, drawdown_limit: float = 0.25,
+                  time_over_limit_tolerance: float = 0.01) -> pd.DataFrame:
+    """The headline ranking, risk first: one row per policy, on the stressed runs pooled and on the test data.
 
     For each part (``stressed_*``: every scenario but ``baseline``; ``test_*``: ``baseline``):
     ``runs``; ``sharpe_mean`` with the percentile-bootstrap ``sharpe_low`` / ``sharpe_high``
     across runs (annualised; runs with undefined Sharpe left out, counted in
     ``sharpe_undefined``); mean ``total_return`` (fraction); ``worst_max_drawdown`` (largest,
     fraction); mean ``time_over_limit`` and ``breach_rate`` (fractions of bars); ``stopped_runs``
-    (runs with a stop-out); ``margin_calls`` (total bars); mean ``costs_paid`` (account currency
-    per run) and ``turnover_x_equity`` (notional traded / starting equity). ``score`` =
-    ``stressed_sharpe_mean`` (``test_sharpe_mean`` when no scenario is stressed); rows sorted by
-    score (NaN last), then test Sharpe, then name; ``rank`` from 1.
+    (runs with a stop-out) and ``ruined_runs`` (stopped out or equity <= 0); ``exceptions``,
+    ``expected_exceptions`` and ``kupiec_p`` (VaR exceptions pooled over runs against the
+    nominal rate); ``margin_calls`` (total bars); mean ``costs_paid`` (account currency per
+    run) and ``turnover_x_equity`` (notional traded / starting equity).
+
+    The order is risk first, on the ranking part (the stressed runs, or the test data when
+    nothing is stressed): ``tier`` 3 — ruined in any run (stressed or test), fewest ruined runs
+    first; tier 2 — the VaR limit not respected (too many exceptions, Kupiec rejects at
+    ``alpha``, or time over the limit above ``time_over_limit_tolerance``); tier 1 — worst
+    drawdown beyond ``drawdown_limit``; tier 0 — passes every test. Within a tier: ``score`` =
+    mean Sharpe of the ranking part (NaN last), then test Sharpe, then name; ``rank`` from 1.
+    ``tier_reason`` says why in words.
     """
     rows = []
     for policy, g in results.groupby("policy", sort=True):
@@ -399,10 +445,13 @@ def rank_policies(results: pd.DataFrame, *, rng: np.random.Generator, confidence
                             ("test", g[g["scenario"] == BASELINE_SCENARIO])):
             sharpe = part["sharpe_ratio"].to_numpy(np.float64)
             ok = sharpe[np.isfinite(sharpe)]
-            if ok.size:
+            if ok.size >= 2:
                 point, low, high = bootstrap_ci(ok, np.mean, confidence=confidence, n_resamples=n_resamples, rng=rng)
+            elif ok.size == 1:
+                point, low, high = float(ok[0]), math.nan, math.nan  # one run: no interval to give
             else:
                 point = low = high = math.nan
+            exceptions, expected, kupiec = pooled_kupiec(part)
             row.update({
                 f"{label}_runs": int(len(part)),
                 f"{label}_sharpe_mean": point,
@@ -414,6 +463,10 @@ def rank_policies(results: pd.DataFrame, *, rng: np.random.Generator, confidence
                 f"{label}_time_over_limit": _mean(part["time_over_limit"]),
                 f"{label}_breach_rate": _mean(part["breach_rate"]),
                 f"{label}_stopped_runs": int((part["stop_outs"].fillna(0) > 0).sum()),
+                f"{label}_ruined_runs": int(ruined(part).sum()),
+                f"{label}_exceptions": exceptions,
+                f"{label}_expected_exceptions": expected,
+                f"{label}_kupiec_p": kupiec,
                 f"{label}_margin_calls": _sum(part["margin_calls"]),
                 f"{label}_costs_paid": _mean(part["costs_paid"]),
                 f"{label}_turnover_x_equity": _mean(part["turnover_x_equity"]),
@@ -421,12 +474,162 @@ def rank_policies(results: pd.DataFrame, *, rng: np.random.Generator, confidence
         rows.append(row)
     table = pd.DataFrame(rows)
     stressed = int(table["stressed_runs"].sum()) > 0
-    table["score"] = table["stressed_sharpe_mean"] if stressed else table["test_sharpe_mean"]
-    table.attrs["score"] = "stressed_sharpe_mean" if stressed else "test_sharpe_mean"
-    table = table.sort_values(["score", "test_sharpe_mean", "policy"], ascending=[False, False, True],
-                              na_position="last", kind="stable").reset_index(drop=True)
+    part = "stressed" if stressed else "test"
+    table["score"] = table[f"{part}_sharpe_mean"]
+    table["ruined_runs"] = table["stressed_ruined_runs"] + table["test_ruined_runs"]
+    below = results["total_return"].to_numpy(np.float64) < -1.0
+    if "final_equity" in results.columns:
+        below |= results["final_equity"].to_numpy(np.float64) < 0.0
+    counts = pd.Series(below, index=results.index).groupby(results["policy"]).sum()
+    table["negative_equity_runs"] = table["policy"].map(counts).fillna(0).astype(int)
+    table["runs"] = table["stressed_runs"] + table["test_runs"]
+    tiers, reasons = [], []
+    for _, r in table.iterrows():
+        too_many = (math.isfinite(r[f"{part}_kupiec_p"]) and r[f"{part}_kupiec_p"] < alpha
+                    and r[f"{part}_exceptions"] > r[f"{part}_expected_exceptions"])
+        over = _nan0(r[f"{part}_time_over_limit"]) > time_over_limit_tolerance
+        if r["ruined_runs"] > 0:
+            tiers.append(3)
+            reasons.append(f"ruined (stopped out or equity <= 0) in {int(r['ruined_runs'])} of {int(r['runs'])} runs")
+        elif too_many or over:
+            tiers.append(2)
+            why = []
+            if too_many:
+                why.append(f"{int(r[f'{part}_exceptions'])} VaR exceptions where {r[f'{part}_expected_exceptions']:.1f} "
+                           f"were expected (Kupiec {_p(r[f'{part}_kupiec_p'])})")
+            if over:
+                why.append(f"over the VaR limit on {_pct(r[f'{part}_time_over_limit'], 2)} of bars "
+                           f"(tolerance {_pct(time_over_limit_tolerance, 1)})")
+            reasons.append("; ".join(why))
+        elif _nan0(r[f"{part}_worst_max_drawdown"]) > drawdown_limit:
+            tiers.append(1)
+            reasons.append(f"worst drawdown {_pct(r[f'{part}_worst_max_drawdown'])} beyond the "
+                           f"{_pct(drawdown_limit, 0)} limit")
+        else:
+            tiers.append(0)
+            reasons.append(RISK_TIERS[0])
+    table["tier"] = tiers
+    table["tier_reason"] = reasons
+    table.attrs["score"] = f"{part}_sharpe_mean"
+    table.attrs["limits"] = {"alpha": alpha, "drawdown_limit": drawdown_limit,
+                             "time_over_limit_tolerance": time_over_limit_tolerance}
+    table["_ruin_order"] = np.where(table["tier"] == 3, table["ruined_runs"], 0)
+    table = table.sort_values(["tier", "_ruin_order", "score", "test_sharpe_mean", "policy"],
+                              ascending=[True, True, False, False, True], na_position="last",
+                              kind="stable").drop(columns="_ruin_order").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
+
+
+def _nan0(x: float) -> float:
+    return 0.0 if not math.isfinite(x) else float(x)
+
+
+_SAME_RUN_METRICS = ("sharpe_ratio", "total_return", "max_drawdown", "costs_paid", "turnover_x_equity", "n_bars",
+                     "var_exceptions", "time_over_limit")
+
+
+def _metric_key(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in _SAME_RUN_METRICS if c in frame.columns]
+    return frame[cols].astype(np.float64).round(12)
+
+
+def collapse_seed_invariant(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep one run of a scenario that gives every policy the same result on every seed.
+
+    Why: the unstressed test data or a whole-run rate shock do not depend on the seed; counting
+    their seeds as separate runs would shrink intervals to zero width without new information.
+    """
+    keep = pd.Series(True, index=results.index)
+    invariant = []
+    for scenario, g in results.groupby("scenario", sort=False):
+        if g["seed"].nunique() < 2:
+            continue
+        same = all(len(_metric_key(p).drop_duplicates()) == 1 for _, p in g.groupby("policy"))
+        if same:
+            first = g["seed"].min()
+            keep[g.index[g["seed"] != first]] = False
+            invariant.append(str(scenario))
+    notes = []
+    if invariant:
+        notes.append(f"{', '.join(invariant)}: the same result on every seed (nothing in the scenario is drawn), "
+                     f"so each counts as one run per policy, not one per seed.")
+    return results[keep].reset_index(drop=True), notes
+
+
+def merge_identical_policies(results: pd.DataFrame, store: CellStore | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Show once the policies that act identically in every run (the first in name order stays).
+
+    Two policies are identical when every (scenario, seed) run has the same metrics and, where
+    per-step records exist, the same positions on the first shared run.
+    """
+    policies = sorted(results["policy"].unique())
+    runs = {p: results[results["policy"] == p].sort_values(["scenario", "seed"]) for p in policies}
+    merged: dict[str, list[str]] = {}
+    dropped: set[str] = set()
+    for i, a in enumerate(policies):
+        if a in dropped:
+            continue
+        for b in policies[i + 1:]:
+            if b in dropped or runs[a]["kind"].iloc[0] != runs[b]["kind"].iloc[0]:
+                continue
+            ka, kb = runs[a][["scenario", "seed"]].to_numpy(), runs[b][["scenario", "seed"]].to_numpy()
+            if ka.shape != kb.shape or not (ka == kb).all():
+                continue
+            if not np.array_equal(_metric_key(runs[a]).to_numpy(), _metric_key(runs[b]).to_numpy(), equal_nan=True):
+                continue
+            if store is not None:
+                scenario, seed = ka[0]
+                fa, fb = store.get(a, scenario, int(seed)), store.get(b, scenario, int(seed))
+                if fa is not None and fb is not None:
+                    cols = [c for c in fa.columns if c.startswith("exposure_")]
+                    if cols and not np.array_equal(fa[cols].to_numpy(), fb.reindex(columns=cols).to_numpy(),
+                                                   equal_nan=True):
+                        continue
+            merged.setdefault(a, []).append(b)
+            dropped.add(b)
+    notes = [f"{', '.join(bs)} acted exactly like {a} in every run (same metrics, same positions): shown once, "
+             f"as {a}." for a, bs in merged.items()]
+    return results[~results["policy"].isin(dropped)].reset_index(drop=True), notes
+
+
+def skipped_scenarios(run_dir: Path) -> list[str]:
+    """Scenarios the stress test could not apply, with their reasons (from ``skipped.csv``)."""
+    path = run_dir / "skipped.csv"
+    if not path.is_file():
+        return []
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return [f"{path}: unreadable list of skipped scenarios"]
+    out = []
+    for (scenario, reason), g in table.groupby(["scenario", "reason"], sort=True):
+        seeds = ", ".join(str(int(x)) for x in sorted(g["seed"]))
+        out.append(f"{scenario} (seed {seeds}) skipped: {reason}")
+    return out
+
+
+def ranking_table(ranking: pd.DataFrame) -> pd.DataFrame:
+    """The machine-readable risk-first ranking (``report/ranking.csv``), on the part that ranks.
+
+    Columns: rank, policy, kind, tier (0 passes every risk test ... 3 ruined) and its reason,
+    ruined runs, runs, VaR exceptions, the nominal count, Kupiec p, time over the limit
+    (fraction of bars), worst drawdown (fraction), mean Sharpe with its interval, PSR and DSR
+    (NaN where the per-step records are missing or the policy never trades).
+    """
+    part = "stressed" if ranking.attrs.get("score", "stressed_sharpe_mean") == "stressed_sharpe_mean" else "test"
+    out = pd.DataFrame({
+        "rank": ranking["rank"], "policy": ranking["policy"], "kind": ranking["kind"],
+        "data": "stressed" if part == "stressed" else "test",
+        "tier": ranking.get("tier", 0), "tier_reason": ranking.get("tier_reason", ""),
+        "ruined_runs": ranking.get("ruined_runs", 0), "runs": ranking.get("runs", ranking[f"{part}_runs"]),
+        "exceptions": ranking[f"{part}_exceptions"], "nominal_exceptions": ranking[f"{part}_expected_exceptions"],
+        "kupiec_p": ranking[f"{part}_kupiec_p"], "time_over_limit": ranking[f"{part}_time_over_limit"],
+        "worst_max_drawdown": ranking[f"{part}_worst_max_drawdown"], "sharpe": ranking[f"{part}_sharpe_mean"],
+        "sharpe_low": ranking[f"{part}_sharpe_low"], "sharpe_high": ranking[f"{part}_sharpe_high"],
+        "psr": ranking.get("psr", math.nan), "dsr": ranking.get("dsr", math.nan),
+    })
+    return out
 
 
 def best_of_kind(ranking: pd.DataFrame, kind: str) -> str | None:
@@ -630,8 +833,10 @@ def _md(text: object) -> str:
 def verdict(ranking: pd.DataFrame, paired: Mapping[str, Any] | None = None, *, alpha: float = 0.05) -> str:
     """The plain-words verdict of the first screen, generated from the numbers.
 
-    First sentence: the top-ranked policy with its Sharpe interval, worst drawdown and
-    stop-outs. Second: the best agent against the best baseline from ``paired`` (a
+    First sentence: the top-ranked policy of the risk-first ranking (:func:`rank_policies`) —
+    whether it passes every risk test or is only the least bad, with its VaR exceptions against
+    the nominal count, time over the limit, worst drawdown, Sharpe interval and stop-outs; the
+    policies ruined in some runs, named; runs that ended below zero equity, explained. Second: the best agent against the best baseline from ``paired`` (a
     :func:`paired_test` result on the stressed runs, or on the test data when none were
     stressed) — significant or not at ``alpha``, in words, including when the agent loses; or
     why there is no such test (no agent, no baseline, no paired records).
@@ -643,14 +848,37 @@ def verdict(ranking: pd.DataFrame, paired: Mapping[str, Any] | None = None, *, a
     part = "stressed" if stressed else "test"
     where = "under stress" if stressed else "on the test data (no stressed scenario in this run)"
     runs = int(top[f"{part}_runs"])
-    first = (f"Holds up best {where}: {top['policy']} ({top['kind']}), mean Sharpe "
-             f"{_minus(_ci(top[f'{part}_sharpe_mean'], top[f'{part}_sharpe_low'], top[f'{part}_sharpe_high']))} "
-             f"over {runs} {'stressed ' if stressed else ''}runs, worst drawdown "
-             f"{_pct(top[f'{part}_worst_max_drawdown'])}, stopped out in {int(top[f'{part}_stopped_runs'])} of {runs}.")
+    sharpe = _minus(_ci(top[f"{part}_sharpe_mean"], top[f"{part}_sharpe_low"], top[f"{part}_sharpe_high"]))
+    risk = []
+    if "tier" in ranking.columns:
+        if math.isfinite(top.get(f"{part}_kupiec_p", math.nan)):
+            risk.append(f"{int(top[f'{part}_exceptions'])} VaR exceptions against "
+                        f"{top[f'{part}_expected_exceptions']:.1f} expected (Kupiec {_p(top[f'{part}_kupiec_p'])})")
+        risk.append(f"over the limit on {_pct(top[f'{part}_time_over_limit'], 2)} of bars")
+    risk.append(f"worst drawdown {_pct(top[f'{part}_worst_max_drawdown'])}")
+    detail = (f"{', '.join(risk)}; mean Sharpe {sharpe} over {runs} {'stressed ' if stressed else ''}runs, "
+              f"stopped out in {int(top[f'{part}_stopped_runs'])} of {runs}")
+    if int(top.get("tier", 0)) == 0:
+        first = f"Holds up best {where}: {top['policy']} ({top['kind']}) passes every risk test: {detail}."
+    else:
+        first = (f"No policy passes every risk test {where}; the least bad is {top['policy']} ({top['kind']}), "
+                 f"{top['tier_reason']}: {detail}.")
     others = ranking["score"].iloc[1:]
     if top.get(f"{part}_turnover_x_equity", math.nan) == 0 and not (others > 0).any():
         first = first[:-1] + (f"; it never trades, and no policy that trades has a positive mean Sharpe ratio "
                               f"{'under stress' if stressed else 'here'}.")
+    if "tier" in ranking.columns:
+        ruin = ranking[ranking["tier"] == 3]
+        if not ruin.empty:
+            names = ", ".join(f"{r['policy']} ({int(r['ruined_runs'])} of {int(r['runs'])} runs)"
+                              for _, r in ruin.iterrows())
+            first += (f" Ruined in some runs (stopped out, or equity at or below zero), so ranked last whatever "
+                      f"their Sharpe: {names}.")
+        below = int(ranking.get("negative_equity_runs", pd.Series(dtype=float)).fillna(0).sum())
+        if below:
+            first += (f" {below} run{'s' if below != 1 else ''} ended with equity below zero: a gap moved the price "
+                      f"through the stop-out level before the positions could be closed, so the loss exceeded the "
+                      f"account (drawdowns above 100%).")
     agent, base = best_of_kind(ranking, "agent"), best_of_kind(ranking, "baseline")
     data = "stressed data" if stressed else "the test data"
     if agent is None:
@@ -1048,8 +1276,16 @@ class ReportSettings:
     alpha: float = 0.05
     n_trials: int | None = None
     block: float | None = None
+    drawdown_limit: float = 0.25
+    """Worst drawdown (fraction of equity) a policy may reach and still pass the risk tests."""
+    time_over_limit_tolerance: float = 0.01
+    """Share of bars a policy may spend over its VaR limit and still respect it."""
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.drawdown_limit <= 1.0:
+            raise ConfigError(f"drawdown_limit must be in (0, 1], got {self.drawdown_limit!r}")
+        if not 0.0 <= self.time_over_limit_tolerance < 1.0:
+            raise ConfigError(f"time_over_limit_tolerance must be in [0, 1), got {self.time_over_limit_tolerance!r}")
         if int(self.seed) != self.seed:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if int(self.n_resamples) != self.n_resamples or self.n_resamples < 100:
@@ -1229,8 +1465,14 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
     if not store.exists:
         notes.append("The run folder has no cells/ (per-step records): no paired test, deflated Sharpe ratio or "
                      "curves; the ranking comes from results.csv alone.")
+    results, invariant_notes = collapse_seed_invariant(results)
+    results, identical_notes = merge_identical_policies(results, store if store.exists else None)
+    skipped = skipped_scenarios(run_dir)
+    notes += invariant_notes + identical_notes
     bpy = _bars_per_year(results, store, notes)
-    ranking = rank_policies(results, rng=rng, confidence=settings.confidence, n_resamples=settings.n_resamples)
+    ranking = rank_policies(results, rng=rng, confidence=settings.confidence, n_resamples=settings.n_resamples,
+                            alpha=settings.alpha, drawdown_limit=settings.drawdown_limit,
+                            time_over_limit_tolerance=settings.time_over_limit_tolerance)
     order = ranking["policy"].tolist()
     colours = _colours(order)
     stressed = [s for s in scenarios if s != BASELINE_SCENARIO]
@@ -1273,6 +1515,13 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
                 deflated["passed_over"] = passed_over
                 break
             passed_over.append(p)
+    # PSR and DSR of every policy whose returns vary (for ranking.csv), with the same trial count.
+    ranking["psr"], ranking["dsr"] = math.nan, math.nan
+    for i, p in enumerate(order):
+        r = returns.get(p) if used else None
+        if r is not None and r.size >= 2 and r.max() > r.min():
+            each = deflated_sharpe(returns, p, n_trials=settings.n_trials, bars_per_year=bpy)
+            ranking.loc[i, ["psr", "dsr"]] = [each["psr"], each["dsr"]]
 
     # Plots.
     plots: dict[str, Path] = {}
@@ -1350,13 +1599,22 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
     md = [f"# {_md(title)}", ""]
     md.append(f"{len(order)} policies ({n_agents} agent{'s' * (n_agents != 1)}, {len(order) - n_agents} "
               f"baseline{'s' * (len(order) - n_agents != 1)}) × {len(scenarios)} scenarios "
-              f"({'test data + ' if has_test else ''}{len(stressed)} stressed) × {len(seeds)} seeds = "
-              f"{len(results)} runs.")
-    md += ["", f"**Verdict.** {_md(text)}", "", "## Ranking", "", headline, ""]
+              f"({'test data + ' if has_test else ''}{len(stressed)} stressed) × {len(seeds)} seeds: "
+              f"{len(results)} distinct runs.")
+    md += ["", f"**Verdict.** {_md(text)}", ""]
+    md += [f"*{_md(n)}*" for n in (*identical_notes, *invariant_notes, *skipped)]
+    md += ["", "## Ranking", "", headline, ""]
     score_words = ("mean Sharpe ratio over the stressed runs" if ranking.attrs.get("score") == "stressed_sharpe_mean"
                    else "mean Sharpe ratio on the test data")
-    md += [f"Sorted by the {score_words} (annualised; each scenario × seed run counts once; ties by the test-data "
-           f"Sharpe). Brackets: {conf} percentile-bootstrap interval of the mean across runs, i.e. the spread "
+    limits = ranking.attrs.get("limits", {})
+    md += [f"Risk first: policies ruined in any run (stopped out, or equity at or below zero) rank last, fewest "
+           f"ruined runs first; then those that do not respect the VaR limit (more exceptions than nominal with "
+           f"Kupiec's test rejecting at {limits.get('alpha', settings.alpha):.0%}, or over the limit on more than "
+           f"{_pct(limits.get('time_over_limit_tolerance', settings.time_over_limit_tolerance), 1)} of bars); then "
+           f"those whose worst drawdown exceeds {_pct(limits.get('drawdown_limit', settings.drawdown_limit), 0)}; "
+           f"within each group by the {score_words}. `ranking.csv` has the group and its reason per policy.", ""]
+    md += [f"Sharpe ratios are annualised; each distinct scenario × seed run counts once; ties by the test-data "
+           f"Sharpe. Brackets: {conf} percentile-bootstrap interval of the mean across runs, i.e. the spread "
            f"between seeds and scenarios. *stressed*: every scenario except `baseline`, pooled; *test data*: "
            f"the unstressed test span (`baseline`). Mean return: total return per run. Worst max DD: the "
            f"largest peak-to-trough fall of any run. Time over limit: share of bars with the position's VaR "
@@ -1475,7 +1733,8 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
 
     atomic_write_text(folder / "report.md", md_text)
     atomic_write_text(folder / "report.html", render_html(md_text, folder, title=title))
-    atomic_write_csv(folder / "ranking.csv", ranking, index=False)
+    atomic_write_csv(folder / "ranking.csv", ranking_table(ranking), index=False)
+    atomic_write_csv(folder / "ranking_full.csv", ranking, index=False)
     atomic_write_csv(folder / "scenarios.csv", summary, index=False)
     atomic_write_text(folder / "summary.yaml", yaml.safe_dump(_plain({
         "verdict": text, "score": ranking.attrs.get("score"), "best_policy": order[0], "best_agent": agent,

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.run_folder import atomic_write_csv
+
 from agents.hyperparams import TrainConfig
 from agents.policies import Policy
 from envs.config import EnvConfig
@@ -236,6 +238,8 @@ def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
                 collect(future.result(), futures[future])
     for row in skipped:
         log(f"skipped {row['scenario']} (seed {row['seed']}): {row['reason']}")
+    if skipped:  # the report lists them with their reasons
+        atomic_write_csv(root / "skipped.csv", pd.DataFrame(skipped)[["scenario", "seed", "reason"]], index=False)
     return collect_results(root)
 
 
