@@ -10,6 +10,7 @@ from simulator.account import AccountConfig
 from simulator.configuration import from_mapping, load_yaml
 from simulator.execution import ExecutionConfig
 from simulator.financing import FinancingConfig
+from simulator.configuration import check_finite
 
 ACTION_MODES = ("exposure", "sizing")
 SIZE_UNITS = ("leverage", "var_budget")
@@ -59,12 +60,13 @@ class EnvConfig:
     risk_aversion: float = 1.0
     dsr_eta: float = 0.01
     reward_scale: float = 1.0
-    default_liquidity: float = math.inf
+    default_liquidity: float = field(default=math.inf, metadata={"allow_inf": True})  # inf: no depth limit
     account: AccountConfig = field(default_factory=AccountConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     financing: FinancingConfig = field(default_factory=FinancingConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self, "")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
         if self.episode_bars is not None and self.episode_bars < 2:
@@ -82,11 +84,11 @@ class EnvConfig:
             raise ValueError(f"var_alpha must be in (0.5, 1), got {self.var_alpha}")
         if self.var_window < 50:
             raise ValueError(f"var_window must be >= 50, got {self.var_window}")
-        if not self.var_limit > 0:
-            raise ValueError(f"var_limit must be > 0 (fraction of equity), got {self.var_limit}")
+        if not 0 < self.var_limit <= 1:
+            raise ValueError(f"var_limit must be in (0, 1] (fraction of equity), got {self.var_limit}")
         for name in ("var_penalty", "risk_aversion", "reward_scale"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) <= 1e6:
+                raise ValueError(f"{name} must be in [0, 1e6], got {getattr(self, name)}")
         if not 0 < self.dsr_eta < 1:
             raise ValueError(f"dsr_eta must be in (0, 1), got {self.dsr_eta}")
         if not self.default_liquidity > 0:

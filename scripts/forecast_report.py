@@ -44,6 +44,7 @@ from forecasters.var import (  # noqa: E402
     residual_quantile_var,
     student_t_var,
 )
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.market import MarketData  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
@@ -215,8 +216,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     add_source_arguments(parser)
     parser.add_argument("--alpha", type=float, default=0.99, help="VaR confidence (default 0.99)")
@@ -228,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=float, default=0.5, help="share of bars for training (LSTM/GRU)")
     parser.add_argument("--validation", type=float, default=0.2, help="share of bars for early stopping")
     parser.add_argument("--no-neural", action="store_true", help="skip the LSTM and GRU")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the neural forecasters")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the neural forecasters")
     parser.add_argument("--cache-dir", type=Path, help="forecast cache (default ~/.cache/fx-risk-gym)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     args = parser.parse_args(argv)
+    prepare_out(args.out)
 
     from tqdm import tqdm
 
