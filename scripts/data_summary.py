@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         for note in real.notes:
             print(f"      note: {note}")
         symbol = real.symbols[0]
-        config, fit = calibrate(real, symbol=symbol)
+        try:
+            config, fit = calibrate(real, symbol=symbol)
+        except (ConfigError, DataError):
+            raise
+        except ValueError as exc:  # e.g. an implausible annual volatility: name the file
+            raise DataError(f"cannot calibrate the generator to {symbol}: {exc}", source=real.source,
+                            hint="check the file for unit or decimal errors (see the notes above)") from None
         print(f"[2/4] GARCH(1,1)-t fit on de-seasonalised {symbol} returns: alpha={fit.alpha:.4f} "
               f"beta={fit.beta:.4f} nu={fit.nu:.2f} (log-likelihood {fit.loglik:.1f})")
         rng = np.random.default_rng(args.seed)

@@ -247,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (0.5 < args.alpha < 1 and 0.5 < args.es_alpha < 1):
             raise ConfigError(f"--alpha and --es-alpha must be in (0.5, 1), got {args.alpha}, {args.es_alpha}")
         market = load_from_arguments(args)
-        split = Split.by_fraction(len(market), train=args.train, validation=args.validation)
+        for note in market.notes:
+            if "jump" in note:
+                print(f"note: {note}", file=sys.stderr)
+        try:
+            split = Split.by_fraction(len(market), train=args.train, validation=args.validation)
+        except ValueError as exc:
+            raise DataError(f"{len(market)} bar(s) cannot be split into train / validation / test ({exc})",
+                            source=market.source, hint="use a longer file") from None
         check_length(market, split, settings)
         cache = ForecastCache(args.cache_dir)
         n_steps = 7 + (2 if settings.neural else 0) + 2
