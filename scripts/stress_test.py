@@ -102,8 +102,8 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
     policies = tuple(agents) + tuple(PolicySpec(name=b, kind="baseline", baseline=b) for b in baselines)
     dirs = tuple(str(d) for d in args.scenario_dir)
     if args.scenarios:
-        names = tuple(get_scenario(s, dirs).name if not Path(s).suffix else str(Path(s).resolve())
-                      for s in args.scenarios)
+        loaded = [(s, get_scenario(s, dirs)) for s in args.scenarios]  # validated before the run folder exists
+        names = tuple(sc.name if not Path(s).suffix else str(Path(s).resolve()) for s, sc in loaded)
     else:
         names = tuple(s.name for s in list_scenarios(dirs))
     return StressPlan(training=training, policies=policies, scenarios=names, seeds=tuple(args.seeds),
