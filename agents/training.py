@@ -212,6 +212,8 @@ class Trainer:
         self.model: Any = None
         self._lagrange_callback: LagrangeCallback | None = None
         self._callbacks: dict[str, Any] = {}
+        if not (folder.path / "config.yaml").exists():  # models are rebuilt from it (agents.model_io)
+            folder.write_yaml("config.yaml", config.to_dict())
 
     @property
     def path(self) -> Path:

@@ -91,7 +91,7 @@ class AccountSettings:
     stop_out_level: float | None = None
 
     def __post_init__(self) -> None:
-        _optional_number("max_leverage", self.max_leverage, low=0, high=1000, hint="give a positive number")
+        _optional_number("max_leverage", self.max_leverage, low=0, high=1e6, hint="give a positive number")
         for name in ("margin_call_level", "stop_out_level"):
             _optional_number(name, getattr(self, name), low=0, hint="give a positive number")
 

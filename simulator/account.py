@@ -38,8 +38,8 @@ class AccountConfig:
             raise ValueError(f"currency must be a 3-letter code like USD, got {self.currency!r}")
         if not 0 < self.initial_equity <= 1e15:
             raise ValueError(f"initial_equity must be in (0, 1e15] (account currency), got {self.initial_equity}")
-        if not 0 < self.max_leverage <= 1000:
-            raise ValueError(f"max_leverage must be in (0, 1000], got {self.max_leverage}")
+        if not 0 < self.max_leverage <= 1e6:
+            raise ValueError(f"max_leverage must be in (0, 1e6], got {self.max_leverage}")
         if not 0 < self.stop_out_level <= self.margin_call_level:
             raise ValueError("need 0 < stop_out_level <= margin_call_level "
                              f"(got {self.stop_out_level}, {self.margin_call_level})")
