@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                               garch_window=args.garch_window, train=args.train, validation=args.validation,
                               neural=not args.no_neural, seed=args.seed)
     started = time.perf_counter()
+    market = None
     try:
         if not (0.5 < args.alpha < 1 and 0.5 < args.es_alpha < 1):
             raise ConfigError(f"--alpha and --es-alpha must be in (0.5, 1), got {args.alpha}, {args.es_alpha}")
@@ -270,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                       for j, sym in enumerate(market.symbols)}
             progress.update(1)
     except (DataError, ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        where = "" if isinstance(err, (DataError, ConfigError)) or market is None else f"{market.source}: "
+        print(f"error: {where}{' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
     pd.set_option("display.width", 200)

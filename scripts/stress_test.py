@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
 from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
-from agents.training import resolve_model  # noqa: E402
+from agents.training import load_trained_policy, resolve_model  # noqa: E402
 from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.configuration import from_mapping, load_yaml, to_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
@@ -54,6 +54,7 @@ def model_spec(text: str) -> tuple[PolicySpec, Path]:
     if not sep:
         name = "ppo"
     model, run_dir = resolve_model(path)
+    load_trained_policy(model, name=name)  # weights only, checked now: a bad model fails before any work
     # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
     env = None
     if (run_dir / "config.yaml").is_file():

@@ -173,3 +173,15 @@ def test_evaluate_and_resume_refuse_crafted_files_with_exit_2(tmp_path, capsys) 
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert not marker.exists()
+
+
+def test_stress_test_refuses_a_crafted_model_before_creating_its_run_folder(tmp_path, capsys) -> None:
+    marker = tmp_path / "ran"
+    path = saved_run(tmp_path / "run")
+    rewrite(path, **{"policy.pth": crafted_pth(marker)})
+    out = tmp_path / "out"
+    rc = load_script("stress_test").main(["--model", f"ppo={path}", "--out", str(out), "--no-progress",
+                                          "--no-baselines", "--scenarios", "baseline", "--seeds", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "policy.pth" in err
+    assert not marker.exists() and not any(out.iterdir())
