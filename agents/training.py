@@ -38,12 +38,12 @@ from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCal
 from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
 from agents.hyperparams import REPO_ROOT, DataConfig, TrainConfig
 from agents.lagrangian import LagrangianCostWrapper
+from agents.model_io import build_algorithm, load_model, read_model_zip, set_policy_weights
 from envs.config import EnvConfig
 from envs.data import EnvData, prepare_env_data
 from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.base import Split
 from forecasters.cache import ForecastCache
-from agents.model_io import build_algorithm, load_model, read_model_zip, set_policy_weights
 from simulator.configuration import from_mapping, load_yaml
 from simulator.errors import ConfigError, ModelFileError
 from simulator.market import MarketData
@@ -294,7 +294,8 @@ class Trainer:
         arrays: dict[str, np.ndarray] = {
             "last_obs": np.asarray(model._last_obs), "last_episode_starts": np.asarray(model._last_episode_starts),
             "vecnorm_returns": np.asarray(self.vecnorm.returns, dtype=np.float64),
-            "monitor_returns": np.asarray(monitor.episode_returns), "monitor_lengths": np.asarray(monitor.episode_lengths),
+            "monitor_returns": np.asarray(monitor.episode_returns),
+            "monitor_lengths": np.asarray(monitor.episode_lengths),
             "torch_rng": torch.get_rng_state().numpy(), "autoreset": venv._autoreset.copy(),
         }
         for name in _STATE_FIELDS:

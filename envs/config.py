@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.account import AccountConfig
-from simulator.configuration import from_mapping, load_yaml
+from simulator.configuration import check_finite, from_mapping, load_yaml
 from simulator.execution import ExecutionConfig
 from simulator.financing import FinancingConfig
-from simulator.configuration import check_finite
 
 ACTION_MODES = ("exposure", "sizing")
 SIZE_UNITS = ("leverage", "var_budget")

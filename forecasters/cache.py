@@ -25,7 +25,6 @@ from forecasters.base import Split, VolatilityForecaster, VolForecast
 from simulator.market import MarketData
 from simulator.run_folder import atomic_write_bytes
 
-
 logger = logging.getLogger("fxrisk.cache")
 
 FORMAT_VERSION = 1  # bump when a forecaster's output for the same config changes

@@ -25,8 +25,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simulator.cli import ArgumentParser, finite_float, guard, prepare_out, seed_int  # noqa: E402
 from simulator.calibration import calibrate  # noqa: E402
+from simulator.cli import ArgumentParser, finite_float, guard, prepare_out, seed_int  # noqa: E402
 from simulator.configuration import to_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.market import MarketData  # noqa: E402
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser)
-    parser.add_argument("--years", type=finite_float(0.0, 100.0, open_low=True), default=4.0, help="years of calibrated synthetic bars (default 4)")
+    parser.add_argument("--years", type=finite_float(0.0, 100.0, open_low=True), default=4.0,
+                        help="years of calibrated synthetic bars (default 4)")
     parser.add_argument("--seed", type=seed_int, default=42, help="seed of the generator (default 42)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     args = parser.parse_args(argv)

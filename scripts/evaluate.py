@@ -22,7 +22,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -30,7 +29,7 @@ from agents.baselines import BASELINES, make_baseline  # noqa: E402
 from agents.evaluation import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig  # noqa: E402
 from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out  # noqa: E402
 from simulator.configuration import from_mapping, load_yaml  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, help="PPO timesteps per agent (default: the YAML's, 200,000)")
-    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2], help="stress-test seeds (default 0 1 2)")
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2],
+                        help="stress-test seeds (default 0 1 2)")
     parser.add_argument("--workers", type=int, help="stress-test processes (default: the number of cores)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 8,192 timesteps, 4 scenarios, 1 seed, "

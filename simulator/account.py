@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.configuration import check_finite
 from simulator.errors import DataError
 from simulator.market import MarketData
-from simulator.configuration import check_finite
 
 
 @dataclass(frozen=True, kw_only=True)

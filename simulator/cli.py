@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import sys
 import tempfile
@@ -96,7 +97,7 @@ def finite_float(low: float = -float("inf"), high: float = float("inf"), *, open
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (value == value and abs(value) != float("inf")):
+        if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         if value < low or value > high or (open_low and value == low):
             raise argparse.ArgumentTypeError(f"must be in {'(' if open_low else '['}{low}, {high}], got {value}")
@@ -129,5 +130,15 @@ def prepare_out(path: str | Path, option: str = "--out") -> Path:
     return path
 
 
-__all__ = ["ArgumentParser", "SEED_MAX", "USER_ERRORS", "describe", "finite_float", "guard", "int_in", "one_line",
-           "prepare_out", "seed_int"]
+__all__ = [
+    "SEED_MAX",
+    "USER_ERRORS",
+    "ArgumentParser",
+    "describe",
+    "finite_float",
+    "guard",
+    "int_in",
+    "one_line",
+    "prepare_out",
+    "seed_int",
+]

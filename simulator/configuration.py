@@ -44,7 +44,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 def safe_load(text: str) -> Any:
     """``yaml.safe_load`` that also refuses duplicate keys (:class:`UniqueKeyLoader`); every YAML read uses it."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
 
 
 def load_yaml(path: str | Path) -> Any:

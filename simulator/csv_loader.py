@@ -445,8 +445,10 @@ def _parse_times(raw: list[str], fmt: CsvFormat, src: str, lines: np.ndarray, fi
             aware = np.array([bool(_ISO_OFFSET.search(x)) for x in text])
             if not aware.all():
                 pos = int(np.flatnonzero(~aware)[0] if aware.sum() >= (~aware).sum() else np.flatnonzero(aware)[0])
-                kind = "no UTC offset while others have one" if not aware[pos] else "a UTC offset while others have none"
-                raise DataError(f"timestamp '{raw[pos]}' has {kind} (naive and offset-aware timestamps mixed)", source=src, line=int(lines[pos]), field=field,
+                kind = ("no UTC offset while others have one" if not aware[pos]
+                        else "a UTC offset while others have none")
+                raise DataError(f"timestamp '{raw[pos]}' has {kind} (naive and offset-aware timestamps mixed)",
+                                source=src, line=int(lines[pos]), field=field,
                                 hint="use one clock for the whole file") from None
             parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
     bad = np.flatnonzero(parsed.isna().to_numpy())

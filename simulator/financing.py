@@ -14,8 +14,8 @@ from importlib import resources
 
 import numpy as np
 
-from simulator.market import MarketData
 from simulator.configuration import safe_load
+from simulator.market import MarketData
 
 SECONDS_PER_DAY = 86_400.0
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-
-from simulator.errors import DataError
 from simulator.configuration import safe_load
+from simulator.errors import DataError
 
 _SYMBOL = re.compile(r"^[A-Z]{3}[A-Z]{3}$")
 

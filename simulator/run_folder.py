@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
 from simulator.configuration import safe_load
 
 TRACKED_LIBRARIES = (

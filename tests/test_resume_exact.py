@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
@@ -66,9 +67,13 @@ def weights(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def test_sigkilled_run_resumes_to_bit_identical_parameters_and_metrics(tmp_path) -> None:
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ppo", "recurrent"])
+def test_sigkilled_run_resumes_to_bit_identical_parameters_and_metrics(tmp_path, recurrent) -> None:
+    cfg = tiny()
+    if recurrent:
+        cfg = replace(cfg, ppo=replace(cfg.ppo, recurrent=True, net_arch=(16,)))
     cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(yaml.safe_dump(tiny().to_dict(), sort_keys=False))
+    cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     train = load_script("train")
 
     # The uninterrupted run.
