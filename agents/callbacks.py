@@ -98,6 +98,13 @@ class TradingMetricsCallback(BaseCallback):
             self.logger.record("trading/episodes", len(self._episodes))
         self._episodes, self._step_sums, self._steps = [], {}, 0
 
+    def get_state(self) -> dict[str, list[float]]:
+        """The per-environment episode sums (all that carries over a rollout boundary), for checkpoints."""
+        return {k: v.tolist() for k, v in self._sums.items()}
+
+    def set_state(self, state: dict[str, list[float]]) -> None:
+        self._sums = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
+
 
 class LagrangeCallback(BaseCallback):
     """Updates the multiplier of a :class:`LagrangianCostWrapper` after every rollout and logs it."""
@@ -140,6 +147,46 @@ class PeriodicCallback(BaseCallback):
         if self.at_end and self.num_timesteps != self._last:
             self._last = self.num_timesteps
             self.action(self)
+
+
+class RolloutStartCallback(BaseCallback):
+    """Calls ``action(callback)`` at the first rollout start after every ``every`` timesteps.
+
+    Why at a rollout start: there the rollout buffer is empty and the update is done, so a
+    checkpoint taken then holds everything that moves (no half-filled buffer to save).
+    """
+
+    def __init__(self, every: int, action: Callable[[RolloutStartCallback], None]) -> None:
+        super().__init__()
+        self.every = every
+        self.action = action
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps - self.num_timesteps % self.every
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps - self._last >= self.every:
+            self._last = self.num_timesteps - self.num_timesteps % self.every
+            self.action(self)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class RestoreCallback(BaseCallback):
+    """Runs ``restore()`` once, at training start after the callbacks before it (a resumed run puts
+    their saved state and the RNG states back just before the first rollout)."""
+
+    def __init__(self, restore: Callable[[], None]) -> None:
+        super().__init__()
+        self.restore = restore
+
+    def _on_training_start(self) -> None:
+        self.restore()
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class ProgressBarCallback(BaseCallback):

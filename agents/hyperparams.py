@@ -12,12 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from envs.config import EnvConfig
-from simulator.configuration import from_mapping, load_yaml, to_mapping
+from simulator.configuration import check_finite, from_mapping, load_yaml, to_mapping
 from simulator.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 DEFAULT_CONFIG = HYPERPARAMS_DIR / "ppo_default.yaml"
+SEED_MAX = 2**32 - 1
 DATA_SOURCES = ("sample", "synthetic", "planted_edge", "csv", "ecb")
 
 
@@ -69,6 +70,7 @@ class DataConfig:
     """Last date of the validation span (inclusive), e.g. 2017-12-31; the test span follows."""
 
     def __post_init__(self) -> None:
+        check_finite(self, "data.")
         if self.source not in DATA_SOURCES:
             raise ValueError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
         if self.synthetic_config is not None and self.source != "synthetic":
@@ -92,6 +94,8 @@ class DataConfig:
             raise ValueError(f"data.csv_columns must be a mapping field -> column, got {self.csv_columns!r}")
         if not self.symbols:
             raise ValueError("data.symbols must name at least one pair")
+        if not 0 <= self.data_seed <= SEED_MAX:
+            raise ValueError(f"data.data_seed must be in [0, {SEED_MAX}], got {self.data_seed}")
         if self.n_bars < 1000:
             raise ValueError(f"data.n_bars must be >= 1000, got {self.n_bars}")
         if self.max_fill < 0:
@@ -140,6 +144,7 @@ class PPOConfig:
     torch_threads: int = 1
 
     def __post_init__(self) -> None:
+        check_finite(self, "ppo.")
         for name in ("learning_rate", "clip_range", "vf_coef", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ppo.{name} must be > 0, got {getattr(self, name)}")
@@ -170,6 +175,7 @@ class LagrangeConfig:
     max_multiplier: float = 1000.0
 
     def __post_init__(self) -> None:
+        check_finite(self, "lagrange.")
         if self.cost_budget < 0 or self.multiplier_lr <= 0 or self.initial_multiplier < 0:
             raise ValueError("lagrange: need cost_budget >= 0, multiplier_lr > 0, initial_multiplier >= 0")
         if self.max_multiplier < self.initial_multiplier:
@@ -200,6 +206,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"name must be letters, digits, - or _ (it names the run folder), got {self.name!r}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed must be in [0, {SEED_MAX}] (numpy and torch seeding), got {self.seed}")
         for key in ("total_timesteps", "n_envs", "eval_every", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")

@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simulator.configuration import safe_load
 from simulator.errors import ConfigError, DataError
 from simulator.metrics import bars_per_year as _bars_per_year_from_index
 from simulator.metrics import drawdown_series
@@ -1326,7 +1327,7 @@ def _read_yaml(path: Path) -> tuple[Any, str | None]:
     if not path.is_file():
         return None, None
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")), None
+        return safe_load(path.read_text(encoding="utf-8")), None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return None, f"{path.name} could not be read ({first})"

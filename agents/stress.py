@@ -212,6 +212,43 @@ def pending_cells(plan: StressPlan, root: Path) -> dict[tuple[str, int], list[st
     return out
 
 
+def _end_with_parent(parent: int) -> None:
+    """Pool-worker initializer: the worker ends when the process that started it does.
+
+    Linux: the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere
+    a daemon thread also checks the parent every half second (a SIGKILLed parent runs no cleanup,
+    so its workers would otherwise go on writing cells).
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the thread below does it
+            pass
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end with this process (see :func:`_end_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),))
+
+
 def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
              on_cell: Callable[[int], None] | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Run every pending cell (``workers`` processes; 1 runs in this process) and collect results."""
@@ -231,7 +268,7 @@ def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
         for (scenario, seed), names in todo.items():
             collect(run_group(plan, scenario, seed, str(root), names), len(names))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             futures = {pool.submit(run_group, plan, scenario, seed, str(root), names): len(names)
                        for (scenario, seed), names in todo.items()}
             for future in as_completed(futures):

@@ -12,8 +12,10 @@ statistics, callback state), ``best_model.zip`` (best validation Sharpe), ``mode
 ``normalisation.json`` and ``metrics.yaml``. ``resume`` continues a killed run from its
 last complete checkpoint, in the same folder and TensorBoard run.
 
-SB3 ``.zip`` files contain pickled objects: load only models you trained yourself.
-Normalisation statistics are plain JSON.
+Models are never unpickled: loading rebuilds the policy from the run's ``config.yaml`` and reads
+only the tensors of the zip's ``policy.pth`` (``torch.load(weights_only=True)``,
+:mod:`agents.model_io`). Normalisation statistics and checkpoint state are plain JSON and ``.npz``
+(read with ``allow_pickle=False``).
 """
 
 from __future__ import annotations
@@ -28,23 +30,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
-from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, TradingMetricsCallback,
-                              write_json)
+from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, RestoreCallback,
+                              RolloutStartCallback, TradingMetricsCallback, write_json)
 from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
 from agents.hyperparams import REPO_ROOT, DataConfig, TrainConfig
 from agents.lagrangian import LagrangianCostWrapper
+from agents.model_io import build_algorithm, load_model, read_model_zip, set_policy_weights
 from envs.config import EnvConfig
 from envs.data import EnvData, prepare_env_data
 from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.base import Split
 from forecasters.cache import ForecastCache
-from simulator.configuration import from_mapping
-from simulator.errors import ConfigError
+from simulator.configuration import from_mapping, load_yaml
+from simulator.errors import ConfigError, ModelFileError
 from simulator.market import MarketData
 from simulator.metrics import bars_per_year
 from simulator.run_folder import RunFolder, atomic_write_text
@@ -198,37 +199,44 @@ def resolve_model(path: str | Path) -> tuple[Path, Path]:
 
 def load_trained_policy(model_path: str | Path, normalisation_path: str | Path | None = None,
                         name: str = "ppo") -> TrainedPolicy:
-    """A saved model (SB3 zip: load only your own) and its JSON normalisation statistics."""
+    """A saved model, rebuilt from its run's ``config.yaml`` with its weights only (no unpickling,
+    :mod:`agents.model_io`), and its JSON normalisation statistics."""
     model_path = Path(model_path)
     if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: no such model file — pass a run folder's model.zip or best_model.zip")
+        raise ModelFileError(f"{model_path}: no such model file — pass a run folder's model.zip or best_model.zip")
     if normalisation_path is None:
         guess = model_path.with_name(model_path.stem.replace("model", "normalisation") + ".json")
         normalisation_path = guess if guess.is_file() else None
-    model = _algorithm_class(model_path).load(model_path, device="cpu")
+    model = load_model(model_path)
     normaliser = None
     if normalisation_path is not None:
-        normaliser = normaliser_from_state(json.loads(Path(normalisation_path).read_text()))
+        normaliser = normaliser_from_state(read_normalisation(Path(normalisation_path)))
     return TrainedPolicy(model, normaliser, name=name)
 
 
-def _algorithm_class(model_path: Path) -> type:
-    """PPO, or RecurrentPPO when the run that saved it was recurrent (read from its config)."""
-    config_path = model_path.parent / "config.yaml"
-    if not config_path.is_file():
-        config_path = model_path.parent.parent.parent / "config.yaml"  # checkpoints/step-N/model.zip
-    if config_path.is_file():
-        raw = yaml.safe_load(config_path.read_text()) or {}
-        if (raw.get("ppo") or {}).get("recurrent"):
-            from sb3_contrib import RecurrentPPO
-
-            return RecurrentPPO
-    return PPO
+def read_normalisation(path: Path) -> dict[str, Any]:
+    """Normalisation statistics (JSON) with the fields :func:`normaliser_from_state` needs; else one line."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        mean, var = np.asarray(state["obs_mean"], dtype=np.float64), np.asarray(state["obs_var"], dtype=np.float64)
+        float(state["clip_obs"]), float(state["epsilon"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path}: not normalisation statistics ({type(exc).__name__}: {exc})") from None
+    if mean.shape != var.shape or mean.ndim != 1 or not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        raise ModelFileError(f"{path}: obs_mean / obs_var must be finite lists of one length")
+    return state
 
 
 # -- the trainer -----------------------------------------------------------------------------
 class Trainer:
-    """One training run in one run folder; ``run()`` trains to ``total_timesteps`` (or resumes)."""
+    """One training run in one run folder; ``run()`` trains to ``total_timesteps`` (or resumes).
+
+    Checkpoints are taken at rollout starts (buffer empty, update done) and hold everything that
+    moves: weights and optimizer state, the last observations and episode starts, VecNormalize and
+    VecMonitor state, every account of the batched env and each env's generator, the torch, numpy
+    and Python RNGs, and the callbacks' state — so a killed run resumed from one ends exactly as
+    the uninterrupted run.
+    """
 
     def __init__(self, config: TrainConfig, folder: RunFolder, *, cache: ForecastCache | None = None,
                  progress: bool = True, log: Any = print, data: SplitData | None = None) -> None:
@@ -247,6 +255,10 @@ class Trainer:
         self.lagrange_history: list[dict[str, float]] = []
         self.venv, self.vecnorm, self.lagrangian = self._make_env()
         self.model: Any = None
+        self._lagrange_callback: LagrangeCallback | None = None
+        self._callbacks: dict[str, Any] = {}
+        if not (folder.path / "config.yaml").exists():  # models are rebuilt from it (agents.model_io)
+            folder.write_yaml("config.yaml", config.to_dict())
 
     @property
     def path(self) -> Path:
@@ -254,27 +266,17 @@ class Trainer:
 
     def _make_env(self) -> tuple[VecEnv, VecNormalize, LagrangianCostWrapper | None]:
         cfg = self.config
-        base = FxRiskSB3VecEnv(cfg.n_envs, data=self.data.train, config=cfg.env)
+        base = self.base_env = FxRiskSB3VecEnv(cfg.n_envs, data=self.data.train, config=cfg.env)
         base.seed(cfg.seed)
-        monitored = VecMonitor(base)  # rollout/ep_rew_mean, ep_len_mean: the env's own reward
+        monitored = self.monitor = VecMonitor(base)  # rollout/ep_rew_mean, ep_len_mean: the env's own reward
         lagrangian = LagrangianCostWrapper(monitored, cfg.lagrange) if cfg.lagrange.enabled else None
         vecnorm = VecNormalize(lagrangian or monitored, norm_obs=True, norm_reward=cfg.reward_normalisation,
                                clip_obs=10.0, gamma=cfg.ppo.gamma)
         return vecnorm, vecnorm, lagrangian
 
     def _new_model(self) -> Any:
-        p = self.config.ppo
-        kwargs = dict(learning_rate=p.learning_rate, n_steps=p.n_steps, batch_size=p.batch_size, n_epochs=p.n_epochs,
-                      gamma=p.gamma, gae_lambda=p.gae_lambda, clip_range=p.clip_range, ent_coef=p.ent_coef,
-                      vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm, target_kl=p.target_kl,
-                      policy_kwargs=dict(net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)),
-                                         log_std_init=p.log_std_init),
-                      tensorboard_log=str(self.path / "tensorboard"), seed=self.config.seed, device="cpu", verbose=0)
-        if p.recurrent:
-            from sb3_contrib import RecurrentPPO
-
-            return RecurrentPPO("MlpLstmPolicy", self.venv, **kwargs)
-        return PPO("MlpPolicy", self.venv, **kwargs)
+        return build_algorithm(self.config, env=self.venv, tensorboard_log=str(self.path / "tensorboard"),
+                               seed=self.config.seed)
 
     # -- validation and checkpoints ----------------------------------------------------------
     def current_policy(self) -> TrainedPolicy:
@@ -308,7 +310,7 @@ class Trainer:
         os.replace(tmp, model_path)
         write_json(norm_path, normalisation_state(self.vecnorm))
 
-    def checkpoint(self, callback: PeriodicCallback | None = None) -> Path:
+    def checkpoint(self, callback: Any = None) -> Path:
         """Write ``checkpoints/step-N`` completely under a temporary name, then rename it."""
         steps = int(self.model.num_timesteps)
         root = self.path / "checkpoints"
@@ -319,31 +321,73 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self._save_model(tmp / "model.zip", tmp / "normalisation.json")
+        arrays, state = self._moving_state()
+        with open(tmp / "state.npz", "wb") as handle:
+            np.savez(handle, **arrays)
         write_json(tmp / "state.json", {
             "timesteps": steps, "best_score": self.best_score, "eval_history": self.eval_history,
             "lagrange_multiplier": self.lagrangian.multiplier if self.lagrangian else None,
             "lagrange_history": self._lagrange_callback.history if self._lagrange_callback else [],
+            **state,
         })
         os.replace(tmp, final)
         return final
+
+    def _moving_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays (for ``state.npz``) and JSON values of everything a rollout start carries forward."""
+        model, venv, monitor = self.model, self.base_env.vector_env, self.monitor
+        arrays: dict[str, np.ndarray] = {
+            "last_obs": np.asarray(model._last_obs), "last_episode_starts": np.asarray(model._last_episode_starts),
+            "vecnorm_returns": np.asarray(self.vecnorm.returns, dtype=np.float64),
+            "monitor_returns": np.asarray(monitor.episode_returns),
+            "monitor_lengths": np.asarray(monitor.episode_lengths),
+            "torch_rng": torch.get_rng_state().numpy(), "autoreset": venv._autoreset.copy(),
+        }
+        for name in _STATE_FIELDS:
+            arrays[f"env_{name}"] = getattr(venv.state, name)
+        np_state = np.random.get_state()
+        arrays["numpy_rng_keys"] = np_state[1]
+        lstm = getattr(model, "_last_lstm_states", None)
+        if lstm is not None:
+            for part, pair in (("pi", lstm.pi), ("vf", lstm.vf)):
+                for k, tensor in enumerate(pair):
+                    arrays[f"lstm_{part}_{k}"] = tensor.detach().cpu().numpy()
+        state = {
+            "n_updates": int(model._n_updates), "progress_remaining": float(model._current_progress_remaining),
+            "ep_info_buffer": [dict(e) for e in (model.ep_info_buffer or [])],
+            "ep_success_buffer": list(model.ep_success_buffer or []),
+            "monitor_episode_count": int(monitor.episode_count),
+            "env_rngs": [None if g is None else g.bit_generator.state for g in venv._rngs],
+            "env_rng_seeds": list(venv._rng_seeds), "env_needs_reset": bool(venv._needs_reset),
+            "numpy_rng": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "python_rng": _python_rng_state(),
+            "lagrange_cost": [self.lagrangian._cost_sum, self.lagrangian._cost_n] if self.lagrangian else None,
+            "callbacks": {name: cb.get_state() if hasattr(cb, "get_state") else {"last": cb._last}
+                          for name, cb in self._callbacks.items()},
+        }
+        return arrays, state
 
     # -- running -----------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> dict[str, Any]:
         cfg = self.config
         checkpoint = latest_checkpoint(self.path) if resume else None
         self._lagrange_callback = LagrangeCallback(self.lagrangian) if self.lagrangian else None
+        pending = None
         if checkpoint is not None:
-            self._restore(checkpoint)
+            pending = self._restore(checkpoint)
             self.log(f"resuming from {checkpoint.name} ({self.model.num_timesteps:,} of {cfg.total_timesteps:,} steps)")
         else:
             self.model = self._new_model()
-        callbacks = [TradingMetricsCallback(self.bars_per_year),
-                     PeriodicCallback(cfg.eval_every, self.validate),
-                     PeriodicCallback(cfg.checkpoint_every, self.checkpoint, at_end=False)]
+        self._callbacks = {"trading": TradingMetricsCallback(self.bars_per_year),
+                           "validation": PeriodicCallback(cfg.eval_every, self.validate),
+                           "checkpoint": RolloutStartCallback(cfg.checkpoint_every, self.checkpoint)}
+        callbacks = list(self._callbacks.values())
         if self._lagrange_callback:
             callbacks.insert(1, self._lagrange_callback)
         if self.progress:
             callbacks.append(ProgressBarCallback(cfg.total_timesteps))
+        if pending is not None:
+            callbacks.append(RestoreCallback(lambda: self._restore_moving(*pending)))
         remaining = cfg.total_timesteps - int(self.model.num_timesteps)
         start = time.perf_counter()
         if remaining > 0:
@@ -367,17 +411,99 @@ class Trainer:
         self.folder.write_yaml("metrics.yaml", _plain(metrics))
         return metrics
 
-    def _restore(self, checkpoint: Path) -> None:
-        state = json.loads((checkpoint / "state.json").read_text())
-        restore_normalisation(self.vecnorm, json.loads((checkpoint / "normalisation.json").read_text()))
-        cls = _algorithm_class(checkpoint / "model.zip")
-        self.model = cls.load(checkpoint / "model.zip", env=self.venv, device="cpu",
-                              tensorboard_log=str(self.path / "tensorboard"))
+    def _restore(self, checkpoint: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Rebuild the model from the config and load the checkpoint's weights (no unpickling); returns
+        the moving state, put back at training start (:meth:`_restore_moving`)."""
+        try:
+            state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+            with np.load(checkpoint / "state.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            norm = json.loads((checkpoint / "normalisation.json").read_text(encoding="utf-8"))
+            restore_normalisation(self.vecnorm, norm)
+            timesteps = int(state["timesteps"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{checkpoint}: not a complete checkpoint ({type(exc).__name__}: {exc}) — delete "
+                                 f"it to resume from the one before") from None
+        obs_shape, _, policy, optimizer = read_model_zip(checkpoint / "model.zip")
+        if obs_shape != self.venv.observation_space.shape:
+            raise ModelFileError(f"{checkpoint / 'model.zip'}: observation shape {obs_shape} does not match the "
+                                 f"run's env {self.venv.observation_space.shape}")
+        self.model = self._new_model()
+        set_policy_weights(self.model, policy, str(checkpoint / "model.zip"), optimizer)
+        self.model.num_timesteps = timesteps
         self.best_score = float(state["best_score"])
         self.eval_history = list(state["eval_history"])
         if self.lagrangian is not None and state.get("lagrange_multiplier") is not None:
             self.lagrangian.multiplier = float(state["lagrange_multiplier"])
             self._lagrange_callback.history = list(state.get("lagrange_history", []))
+        self._restore_model_env(arrays, state)
+        return arrays, state
+
+    def _restore_model_env(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        """Model position and env state (before ``learn``: the last observation stops SB3 resetting)."""
+        model, venv, monitor = self.model, self.base_env.vector_env, self.monitor
+        model._last_obs = arrays["last_obs"].copy()
+        model._last_episode_starts = arrays["last_episode_starts"].copy()
+        model._n_updates = int(state["n_updates"])
+        model._current_progress_remaining = float(state["progress_remaining"])
+        from collections import deque
+
+        model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=model._stats_window_size)
+        model.ep_success_buffer = deque(state["ep_success_buffer"], maxlen=model._stats_window_size)
+        if "lstm_pi_0" in arrays and getattr(model, "_last_lstm_states", None) is not None:
+            from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+            model._last_lstm_states = RNNStates(
+                pi=tuple(torch.as_tensor(arrays[f"lstm_pi_{k}"]) for k in range(2)),
+                vf=tuple(torch.as_tensor(arrays[f"lstm_vf_{k}"]) for k in range(2)))
+        self.vecnorm.returns = arrays["vecnorm_returns"].copy()
+        monitor.episode_returns = arrays["monitor_returns"].copy()
+        monitor.episode_lengths = arrays["monitor_lengths"].copy()
+        monitor.episode_count = int(state["monitor_episode_count"])
+        for name in _STATE_FIELDS:
+            setattr(venv.state, name, arrays[f"env_{name}"].copy())
+        venv._autoreset = arrays["autoreset"].copy()
+        venv._needs_reset = bool(state["env_needs_reset"])
+        venv._rng_seeds = list(state["env_rng_seeds"])
+        for i, rng_state in enumerate(state["env_rngs"]):
+            if rng_state is None:
+                venv._rngs[i] = None
+            else:
+                if venv._rngs[i] is None:
+                    venv._rngs[i] = np.random.Generator(np.random.PCG64())
+                venv._rngs[i].bit_generator.state = rng_state
+        self.base_env._reset_seeds()  # the seeds PPO's constructor stored were consumed by the first reset
+        self.base_env._reset_options()
+        if self.lagrangian is not None and state.get("lagrange_cost") is not None:
+            self.lagrangian._cost_sum, self.lagrangian._cost_n = float(state["lagrange_cost"][0]), int(
+                state["lagrange_cost"][1])
+
+    def _restore_moving(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        """Callback state and RNGs, at training start (after the callbacks' own initialisation)."""
+        for name, cb_state in state["callbacks"].items():
+            cb = self._callbacks[name]
+            if hasattr(cb, "set_state"):
+                cb.set_state(cb_state)
+            else:
+                cb._last = int(cb_state["last"])
+        torch.set_rng_state(torch.from_numpy(arrays["torch_rng"].copy()))
+        name, pos, has_gauss, cached = state["numpy_rng"]
+        np.random.set_state((name, arrays["numpy_rng_keys"].copy(), pos, has_gauss, cached))
+        import random
+
+        version, internal, gauss = state["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+def _python_rng_state() -> list[Any]:
+    import random
+
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+_STATE_FIELDS = ("t", "end", "cash", "units", "avg_price", "quote_cash", "peak", "equity", "dsr_a", "dsr_b",
+                 "last_scale")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -409,13 +535,17 @@ def train(config: TrainConfig, *, runs_root: str | Path = "runs", argv: list[str
 
 def resume(run_dir: str | Path, *, cache: ForecastCache | None = None, progress: bool = True,
            log: Any = print) -> Path:
-    """Continue the run in ``run_dir`` (``.partial`` or finished) from its last checkpoint."""
+    """Continue the killed run in ``run_dir`` (``.partial``) from its last checkpoint; a finished run
+    is refused (one line)."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a training run folder (no config.yaml) — pass the folder "
                                 f"train.py printed")
-    config = from_mapping(TrainConfig, yaml.safe_load(config_path.read_text()), source=str(config_path))
+    if not run_dir.name.endswith(".partial") or (run_dir / "metrics.yaml").exists():
+        raise ConfigError(f"{run_dir}: this run has finished (metrics.yaml written) — nothing to resume; start a "
+                          f"new run instead")
+    config = from_mapping(TrainConfig, load_yaml(config_path), source=str(config_path))
     folder = RunFolder.reopen(run_dir)
     trainer = Trainer(config, folder, cache=cache, progress=progress, log=log)
     trainer.run(resume=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulator.account import AccountConfig
-from simulator.configuration import from_mapping, load_yaml
+from simulator.configuration import check_finite, from_mapping, load_yaml
 from simulator.errors import ConfigError
 from simulator.execution import ExecutionConfig
 from simulator.financing import FinancingConfig
@@ -95,7 +95,7 @@ class EnvConfig:
     risk_aversion: float = 1.0
     dsr_eta: float = 0.01
     reward_scale: float = 1.0
-    default_liquidity: float | str = "bis2022"
+    default_liquidity: float | str = field(default="bis2022", metadata={"allow_inf": True})
     """Depth (base-currency units per bar) for markets without a liquidity field: a number (inf:
     unlimited, no impact), or "bis2022" — BIS 2022 turnover by pair spread over the day
     (:mod:`simulator.depth`). Either way it is said in the environment data's notes."""
@@ -104,6 +104,7 @@ class EnvConfig:
     financing: FinancingConfig = field(default_factory=FinancingConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self, "")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
         for name, value, allowed in (("action_mode", self.action_mode, ACTION_MODES),
@@ -133,11 +134,11 @@ class EnvConfig:
             raise ValueError(f"min_estimation_bars must be >= 50, got {self.min_estimation_bars}")
         if not 0.5 < self.var_alpha < 1:
             raise ValueError(f"var_alpha must be in (0.5, 1), got {self.var_alpha}")
-        if not self.var_limit > 0:
-            raise ValueError(f"var_limit must be > 0 (fraction of equity), got {self.var_limit}")
+        if not 0 < self.var_limit <= 1:
+            raise ValueError(f"var_limit must be in (0, 1] (fraction of equity), got {self.var_limit}")
         for name in ("var_penalty", "risk_aversion", "reward_scale"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) <= 1e6:
+                raise ValueError(f"{name} must be in [0, 1e6], got {getattr(self, name)}")
         if not 0 < self.dsr_eta < 1:
             raise ValueError(f"dsr_eta must be in (0, 1), got {self.dsr_eta}")
         if isinstance(self.default_liquidity, str):

@@ -14,6 +14,7 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.data import EnvData
+from envs.errors import STEP_PAST_DATA, ResetNeededError
 from envs.rewards import differential_sharpe, log_return, risk_penalty
 from envs.risk_limit import portfolio_var, shield_scale
 from simulator.account import used_margin
@@ -234,6 +235,8 @@ class FxRiskCore:
             return self._step_compiled(state, action)
         d, cfg = self.data, self.config
         t = state.t
+        if len(t) and ((t >= state.end).any() or t.max() + 1 >= d.n_bars or t.min() < 0):
+            raise ResetNeededError(STEP_PAST_DATA)  # as the compiled kernels: never index past the data
         nxt = t + 1
         close_t, conv_t = d.close[t], d.conv[t]
         eq_t = state.equity

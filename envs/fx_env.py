@@ -19,6 +19,7 @@ from gymnasium import spaces
 from envs.config import EnvConfig
 from envs.core import ACCOUNT_FEATURES, OBS_BOUND, BatchState, FxRiskCore
 from envs.data import EnvData, prepare_env_data
+from envs.errors import ResetNeededError
 from envs.single_pair import SinglePairCore
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
@@ -99,6 +100,7 @@ class FxRiskEnv(gym.Env):
         # Bounds a valid action lies within (the rule of check_action), for the one-pair fast check.
         self._action_lo = float(self.action_space.low.min()) - 1e-6
         self._action_hi = float(self.action_space.high.max()) + 1e-6
+        self._needs_reset = True  # before the first reset and after an episode ends: step() is refused
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -114,12 +116,17 @@ class FxRiskEnv(gym.Env):
             if self.config.episode_bars is not None:
                 end = min(int(start) + self.config.episode_bars, end)
             self._single.reset(int(start), end)
+            self._needs_reset = False
             return self._single.observe(), {"t": int(start), "equity": self._single.equity}
         self.core.reset_accounts(self.state, self._zero, np.array([int(start)]))
+        self._needs_reset = False
         obs = self.core.observe(self.state)[0]
         return obs, {"t": int(self.state.t[0]), "equity": float(self.state.equity[0])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise ResetNeededError("FxRiskEnv.step() called before reset() or after the episode ended "
+                                   "(terminated or truncated) — call reset() first")
         single = self._single
         if single is not None:  # one pair: the compiled scalar twin, one call a step
             if type(action) is _ndarray and action.shape == (1,):
@@ -128,9 +135,14 @@ class FxRiskEnv(gym.Env):
                     value = _scalar_action(action, self.action_space)
             else:
                 value = _scalar_action(action, self.action_space)
-            return single.step(value)
+            result = single.step(value)
+            if result[2] or result[3]:
+                self._needs_reset = True
+            return result
         arr = check_action(action, self.action_space, exact=True).reshape(1, -1)
         reward, terminated, truncated, info = self.core.step(self.state, arr)
+        if terminated[0] or truncated[0]:
+            self._needs_reset = True
         obs = self.core.observe(self.state)[0]
         out = {k: (v[0] if np.ndim(v) == 1 else v[0].copy()) for k, v in info.items()}
         out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}

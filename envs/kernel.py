@@ -22,6 +22,8 @@ import math
 import numpy as np
 from numba import njit
 
+from envs.errors import ResetNeededError
+
 # Fields of the packed per-bar market array (time, pair, field).
 OPEN, CLOSE, SPREAD, LIQ, CONV, SIGMA, VLONG, VSHORT, SIGNAL = range(9)
 N_FIELDS = 9
@@ -110,6 +112,10 @@ def batch_step(mkt, days, corr, differential, prm, flags, t_arr, end, cash, unit
     x = np.empty((n_env, 4, p))  # exposures: 0 requested, 1 target, 2 reachable, 3 temporary
     signed = np.empty((n_env, p))
     hc = flags[F_HAS_CORR]
+    for i in range(n_env):  # first, nothing changed: refuse a step past an episode or the data
+        if t_arr[i] >= end[i] or t_arr[i] + 1 >= mkt.shape[0] or t_arr[i] < 0:
+            raise ResetNeededError("step() of an account past the end of its episode or the data (or before "
+                                   "its reset()) — call reset() first")
     for i in range(n_env):
         t = t_arr[i]
         nx = t + 1

@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from envs.config import EnvConfig
 from envs.data import EnvData
+from envs.errors import ResetNeededError
 from envs.vector import FxRiskVectorEnv, take_rows, validate_actions
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
@@ -95,7 +96,7 @@ class FxRiskSB3VecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         venv = self.vector_env
         if venv._needs_reset:
-            raise gym.error.ResetNeeded("Cannot call step() before reset() on FxRiskSB3VecEnv")
+            raise ResetNeededError("Cannot call step() before reset() on FxRiskSB3VecEnv — call reset() first")
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         actions = validate_actions(self._actions, venv.single_action_space, self.num_envs)

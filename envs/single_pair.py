@@ -26,6 +26,7 @@ import numpy as np
 from envs.config import EnvConfig
 from envs.core import ACCOUNT_BOUND, UTILISATION_CAP
 from envs.data import EnvData
+from envs.errors import ResetNeededError
 
 try:
     from numba import njit as _njit
@@ -302,6 +303,9 @@ def single_step(bars, ctx, obs, action):
     truncated, *info)``, ``info`` the values of :data:`INFO_KEYS` (one flat tuple: the cheapest to box).
     """
     t = int(ctx[S_T])
+    if t >= int(ctx[S_END]) or t + 1 >= bars.shape[0] or t < 0:  # never read past the episode or the data
+        raise ResetNeededError("step() past the end of the episode or the data (or before reset()) — call "
+                               "reset() first")
     prm = param_tuple(ctx)
     bn = bar_row(bars, t + 1)
     state, reward, terminated, truncated, info = pair_step(
@@ -402,6 +406,10 @@ def pair_batch_step(bars, table, prm_arr, t_arr, end, cash, units, avg, quote, p
     the inlined scalar functions: that would cost reference counts per account).
     """
     prm = param_tuple(prm_arr)
+    for i in range(t_arr.shape[0]):  # first, nothing changed: refuse a step past an episode or the data
+        if not skip[i] and (t_arr[i] >= end[i] or t_arr[i] + 1 >= bars.shape[0] or t_arr[i] < 0):
+            raise ResetNeededError("step() of an account past the end of its episode or the data (or before "
+                                   "its reset()) — call reset() first")
     for i in range(t_arr.shape[0]):
         t = t_arr[i]
         if skip[i]:
@@ -502,7 +510,7 @@ class SinglePairCore:
         self.initial = config.account.initial_equity
         self.ctx = np.zeros(N_CTX)  # parameters, then the account state
         self.ctx[:N_PAIR_PARAMS] = pack_params(data, config)
-        self.reset(data.first_step, data.first_step + 1)
+        self.reset(data.first_step, data.first_step)  # an empty episode: stepping before reset() is refused
 
     # The account, as Python numbers (the state lives in the float64 array the compiled step updates).
     t = property(lambda self: int(self.ctx[S_T]))

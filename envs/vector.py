@@ -42,6 +42,7 @@ from gymnasium.vector.utils import batch_space
 from envs.config import EnvConfig
 from envs.core import RESET_INFO, BatchState, FxRiskCore, OBS_BOUND
 from envs.data import EnvData, prepare_env_data
+from envs.errors import ResetNeededError
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
 
@@ -237,7 +238,7 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every environment; those whose episode ended last step are reset instead (NEXT_STEP)."""
         if self._needs_reset:
-            raise gym.error.ResetNeeded("Cannot call step() before reset() on FxRiskVectorEnv")
+            raise ResetNeededError("Cannot call step() before reset() on FxRiskVectorEnv — call reset() first")
         arr = actions if type(actions) is np.ndarray and actions.dtype in _FLOATS else np.asarray(actions,
                                                                                                dtype=np.float64)
         expected = (self.num_envs, *self.single_action_space.shape)

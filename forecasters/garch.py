@@ -154,12 +154,12 @@ def filter_variance(y: np.ndarray, p: GarchParams, vol: str) -> np.ndarray:
     if vol == "egarch":
         out = np.empty(n + 1)
         log_s2 = p.omega + p.beta * p.backcast
-        out[0] = math.exp(log_s2)
+        out[0] = math.exp(min(max(log_s2, -700.0), 700.0))  # never 0: constant data would divide by it
         root = math.sqrt(2.0 / math.pi)
         for t, e_t in enumerate(eps.tolist()):
             z = e_t / math.sqrt(out[t])
             log_s2 = p.omega + p.alpha * (abs(z) - root) + p.gamma * z + p.beta * log_s2
-            out[t + 1] = math.exp(min(log_s2, 700.0))
+            out[t + 1] = math.exp(min(max(log_s2, -700.0), 700.0))
         return out
     s0 = p.omega + (p.alpha + 0.5 * p.gamma + p.beta) * p.backcast
     shock = (p.alpha + p.gamma * (eps < 0)) * eps * eps

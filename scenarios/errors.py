@@ -10,12 +10,12 @@ import re
 from typing import Any, TypeVar
 
 from simulator.configuration import from_mapping
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, FxRiskError
 
 T = TypeVar("T")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(FxRiskError, ValueError):
     """An invalid scenario file or a scenario that cannot be applied to a market (one line)."""
 
     def __init__(self, file: str, field: str, problem: str, hint: str = "") -> None:

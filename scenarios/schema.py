@@ -1,6 +1,6 @@
 """The scenario file format and its strict loader.
 
-A scenario file (YAML, read with ``yaml.safe_load``) holds::
+A scenario file (YAML, read with a safe loader that refuses duplicate keys) holds::
 
     name: snb_2015                  # optional, defaults to the file name; unique in the library
     description: one line           # shown by scripts/stress_test.py --list
@@ -57,7 +57,7 @@ class ExecutionSettings:
     commission_per_million: float | None = None
 
     def __post_init__(self) -> None:
-        _optional_number("spread_multiplier", self.spread_multiplier, low=0, hint="use a positive factor")
+        _optional_number("spread_multiplier", self.spread_multiplier, low=0, high=1e3, hint="use a positive factor")
         _optional_number("max_participation", self.max_participation, low=0, high=1.0,
                          hint="give the share of a bar's liquidity one order may take (0..1]")
         for name in ("impact_coefficient", "slippage_bps", "commission_per_million"):
@@ -76,8 +76,10 @@ class FinancingSettings:
         for key, value in (self.rates or {}).items():
             if not isinstance(key, str) or len(key) != 3 or not key.isalpha() or not key.isupper():
                 raise Invalid(f"rates.{key}", "is not a currency code", "use a code like USD")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise Invalid(f"rates.{key}", f"expected a number, got {value!r}", "give an annual fraction like 0.05")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not -1 < value < 1:
+                raise Invalid(f"rates.{key}", f"expected an annual fraction in (-1, 1), got {value!r}",
+                              "give an annual fraction like 0.05")
         _optional_number("markup", self.markup, low=0, inclusive=True, hint="give an annual fraction like 0.01")
 
 
@@ -90,7 +92,8 @@ class AccountSettings:
     stop_out_level: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_leverage", "margin_call_level", "stop_out_level"):
+        _optional_number("max_leverage", self.max_leverage, low=0, high=1e6, hint="give a positive number")
+        for name in ("margin_call_level", "stop_out_level"):
             _optional_number(name, getattr(self, name), low=0, hint="give a positive number")
 
 

@@ -48,6 +48,25 @@ def _positive(name: str, value: float, hint: str = "use a positive factor") -> N
         raise Invalid(name, f"must be > 0, got {value:g}", hint)
 
 
+#: Stated bounds of scenario magnitudes (beyond them results overflow into meaningless numbers:
+#: volatility x10000 compounds returns to 1e25, liquidity x1e-300 costs to 1e150).
+SPREAD_FACTOR = (1e-3, 1e3)
+LIQUIDITY_FACTOR = (1e-6, 1e3)
+VOLATILITY_FACTOR = (1e-2, 50.0)
+MARKUP_FACTOR = (1e-3, 1e3)
+MAX_RATE = 1.0       # annual rates in (-1, 1)
+MAX_SHIFT_BPS = 10_000.0
+
+
+def _factor(name: str, value: float, bounds: tuple[float, float], hint: str = "use a factor within the bounds"
+            ) -> None:
+    """A multiplier within its stated bounds ``[low, high]``."""
+    _positive(name, value)
+    low, high = bounds
+    if not low <= value <= high:
+        raise Invalid(name, f"must be in [{low:g}, {high:g}], got {value:g}", hint)
+
+
 def _fraction(name: str, value: float, hint: str = "give a fraction between 0 and 1") -> None:
     _finite(name, value)
     if not 0.0 <= value <= 1.0:
@@ -366,7 +385,7 @@ class SpreadTransform(WindowedTransform):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("multiplier", self.multiplier)
+        _factor("multiplier", self.multiplier, SPREAD_FACTOR)
 
     def apply(self, bars, window, rng, pairs):
         return scale_spread(bars, window, pairs=pairs, multiplier=self.multiplier)
@@ -383,7 +402,7 @@ class LiquidityTransform(WindowedTransform):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("multiplier", self.multiplier, "use a positive factor (0.05 keeps 5% of the depth)")
+        _factor("multiplier", self.multiplier, LIQUIDITY_FACTOR, "use a positive factor (0.05 keeps 5% of the depth)")
 
     def apply(self, bars, window, rng, pairs):
         return scale_liquidity(bars, window, pairs=pairs, multiplier=self.multiplier)
@@ -401,8 +420,11 @@ class VolatilityTransform(WindowedTransform):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("multiplier", self.multiplier)
+        _factor("multiplier", self.multiplier, VOLATILITY_FACTOR)
         _finite("spread_elasticity", self.spread_elasticity)
+        if not 1.0 + self.spread_elasticity * (self.multiplier - 1.0) <= SPREAD_FACTOR[1]:
+            raise Invalid("spread_elasticity", f"makes the spread factor above {SPREAD_FACTOR[1]:g}",
+                          "use a smaller elasticity")
         if not 1.0 + self.spread_elasticity * (self.multiplier - 1.0) > 0:
             raise Invalid("spread_elasticity", f"makes the spread factor 1 + {self.spread_elasticity:g} × "
                           f"({self.multiplier:g} − 1) <= 0", "use a smaller elasticity")
@@ -432,9 +454,9 @@ class _EventTransform(WindowedTransform):
         _bars_at_least("recovery_bars", self.recovery_bars, 0, "give a number of bars")
         if self.recovery > 0 and self.recovery_bars == 0:
             raise Invalid("recovery_bars", "must be >= 1 when recovery > 0", "give the bars the recovery takes")
-        _positive("spread_multiplier", self.spread_multiplier)
-        _positive("liquidity_multiplier", self.liquidity_multiplier,
-                  "use a positive factor (0.05 keeps 5% of the depth)")
+        _factor("spread_multiplier", self.spread_multiplier, SPREAD_FACTOR)
+        _factor("liquidity_multiplier", self.liquidity_multiplier, LIQUIDITY_FACTOR,
+                "use a positive factor (0.05 keeps 5% of the depth)")
         super().__post_init__()
 
 
@@ -540,11 +562,15 @@ class FinancingTransform(Transform):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise Invalid(f"{name}.{key}", f"expected a number, got {value!r}",
                                   "rates are annual fractions (0.05), shifts basis points (300)")
+                bound = MAX_RATE if name == "rates" else MAX_SHIFT_BPS
+                if not -bound < value < bound:
+                    raise Invalid(f"{name}.{key}", f"must be in ({-bound:g}, {bound:g}), got {value:g}",
+                                  "rates are annual fractions (0.05), shifts basis points (300)")
         if self.markup is not None:
             _finite("markup", self.markup)
             if self.markup < 0:
                 raise Invalid("markup", f"must be >= 0, got {self.markup:g}", "give an annual fraction like 0.01")
-        _positive("markup_multiplier", self.markup_multiplier)
+        _factor("markup_multiplier", self.markup_multiplier, MARKUP_FACTOR)
         if not (self.rates or self.shift_bps or self.markup is not None or self.markup_multiplier != 1.0):
             raise Invalid("rates", "the financing shock changes nothing",
                           "give rates, shift_bps, markup or markup_multiplier")

@@ -32,16 +32,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.report import ReportSettings, build_report  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="stress-test run folder (holds results.csv)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="folder that receives report/ (default: RUN_DIR itself)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_int, default=0,
                         help="seed of the bootstrap random generator (default 0; same seed, same report)")
     parser.add_argument("--plot-seed", type=int, metavar="N",
                         help="run seed drawn in the curves (default: the smallest seed of each scenario)")
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: the policies in results.csv)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict (default 0.05)")
     args = parser.parse_args(argv)
+    if args.out is not None:
+        prepare_out(args.out)
     shown = ["compare.py", *(sys.argv[1:] if argv is None else argv)]
     try:
         settings = ReportSettings(seed=args.seed, plot_seed=args.plot_seed, scenario=args.scenario,

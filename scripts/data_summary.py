@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from simulator.calibration import calibrate  # noqa: E402
+from simulator.cli import ArgumentParser, finite_float, guard, prepare_out, seed_int  # noqa: E402
 from simulator.configuration import to_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.market import MarketData  # noqa: E402
@@ -56,14 +57,17 @@ def stylised_facts(market: MarketData, symbol: str) -> dict[str, float]:
     }
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser)
-    parser.add_argument("--years", type=float, default=4.0, help="years of calibrated synthetic bars (default 4)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the generator (default 42)")
+    parser.add_argument("--years", type=finite_float(0.0, 100.0, open_low=True), default=4.0,
+                        help="years of calibrated synthetic bars (default 4)")
+    parser.add_argument("--seed", type=seed_int, default=42, help="seed of the generator (default 42)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     args = parser.parse_args(argv)
+    prepare_out(args.out)
 
     started = time.perf_counter()
     try:
@@ -72,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         for note in real.notes:
             print(f"      note: {note}")
         symbol = real.symbols[0]
-        config, fit = calibrate(real, symbol=symbol)
+        try:
+            config, fit = calibrate(real, symbol=symbol)
+        except (ConfigError, DataError):
+            raise
+        except ValueError as exc:  # e.g. an implausible annual volatility: name the file
+            raise DataError(f"cannot calibrate the generator to {symbol}: {exc}", source=real.source,
+                            hint="check the file for unit or decimal errors (see the notes above)") from None
         print(f"[2/4] GARCH(1,1)-t fit on de-seasonalised {symbol} returns: alpha={fit.alpha:.4f} "
               f"beta={fit.beta:.4f} nu={fit.nu:.2f} (log-likelihood {fit.loglik:.1f})")
         rng = np.random.default_rng(args.seed)

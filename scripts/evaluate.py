@@ -25,8 +25,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -34,26 +32,33 @@ from agents.baselines import BASELINES, make_baseline  # noqa: E402
 from agents.evaluation import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
-from simulator.configuration import from_mapping  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out  # noqa: E402
+from simulator.configuration import from_mapping, load_yaml  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
 
-def parse_params(items: list[str]) -> dict[str, float | str]:
-    out: dict[str, float | str] = {}
+def parse_params(items: list[str]) -> dict[str, int | float | str]:
+    """``NAME=VALUE`` baseline parameters: integers, then numbers, else text."""
+    out: dict[str, int | float | str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. --param leverage=2")
-        try:
-            out[key] = float(value)
-        except ValueError:
+        for kind in (int, float):  # atr_window=14 is an integer, leverage=2.5 a float
+            try:
+                out[key] = kind(value)
+                break
+            except ValueError:
+                continue
+        else:
             out[key] = value
     return out
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     who = parser.add_mutually_exclusive_group()
     who.add_argument("--model", type=Path, help="training run folder (uses best_model.zip) or a model .zip")
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model is None and args.baseline is None:
         parser.error("give --model RUN_DIR or --baseline NAME (see --list-baselines)")
+    prepare_out(args.out)
     try:
         if args.model is not None:
             model_path, run_dir = resolve_model(args.model)
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             config_path = args.config or DEFAULT_CONFIG
             policy = make_baseline(args.baseline, **parse_params(args.param))
             label = args.baseline
-        config = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
+        config = from_mapping(TrainConfig, load_yaml(config_path), source=str(config_path))
         config = with_data_arguments(config, args)
         data = split_data(load_market(config.data, account_currency=config.env.account.currency), config.env,
                           config.data)

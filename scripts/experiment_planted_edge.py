@@ -33,6 +33,7 @@ from agents.baselines import BASELINES, make_baseline  # noqa: E402
 from agents.evaluation import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from agents.training import load_trained_policy, train  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.metrics import bars_per_year  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 from simulator.statistics import paired_sharpe_difference, sharpe_ci  # noqa: E402
@@ -45,14 +46,16 @@ def per_bar_returns(records: pd.DataFrame) -> np.ndarray:
     return (records["equity"] / records["equity_before"] - 1.0).to_numpy()
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, help="override total_timesteps per seed")
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--out", type=Path, default=REPO / "runs")
     args = parser.parse_args(argv)
+    prepare_out(args.out)
     base = TrainConfig.from_yaml(args.config)
     rows: list[dict] = []
     with RunFolder(args.out, "experiment-planted-edge", config={"training": base.to_dict(), "seeds": args.seeds},

@@ -44,6 +44,7 @@ from forecasters.var import (  # noqa: E402
     residual_quantile_var,
     student_t_var,
 )
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.market import MarketData  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
@@ -215,8 +216,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     add_source_arguments(parser)
     parser.add_argument("--alpha", type=float, default=0.99, help="VaR confidence (default 0.99)")
@@ -230,10 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-end", help="last date of the training span (inclusive), instead of --train")
     parser.add_argument("--validation-end", help="last date of the validation span (inclusive); the test follows")
     parser.add_argument("--no-neural", action="store_true", help="skip the LSTM and GRU")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the neural forecasters")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the neural forecasters")
     parser.add_argument("--cache-dir", type=Path, help="forecast cache (default ~/.cache/fx-risk-gym)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     args = parser.parse_args(argv)
+    prepare_out(args.out)
 
     from tqdm import tqdm
 
@@ -242,17 +245,25 @@ def main(argv: list[str] | None = None) -> int:
                               garch_window=args.garch_window, train=args.train, validation=args.validation,
                               neural=not args.no_neural, seed=args.seed)
     started = time.perf_counter()
+    market = None
     try:
         if not (0.5 < args.alpha < 1 and 0.5 < args.es_alpha < 1):
             raise ConfigError(f"--alpha and --es-alpha must be in (0.5, 1), got {args.alpha}, {args.es_alpha}")
         market = load_from_arguments(args)
+        for note in market.notes:
+            if "jump" in note:
+                print(f"note: {note}", file=sys.stderr)
         if (args.train_end is None) != (args.validation_end is None):
             raise ConfigError("give both --train-end and --validation-end, or neither (then --train/--validation)")
         if args.train_end is not None:
             split = Split.by_date(market.index, args.train_end, args.validation_end, source="command line",
                                   keys=("--train-end", "--validation-end"))
         else:
-            split = Split.by_fraction(len(market), train=args.train, validation=args.validation)
+            try:
+                split = Split.by_fraction(len(market), train=args.train, validation=args.validation)
+            except ValueError as exc:
+                raise DataError(f"{len(market)} bar(s) cannot be split into train / validation / test ({exc})",
+                                source=market.source, hint="use a longer file") from None
         check_length(market, split, settings)
         cache = ForecastCache(args.cache_dir)
         n_steps = 7 + (2 if settings.neural else 0) + 2
@@ -268,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                       for j, sym in enumerate(market.symbols)}
             progress.update(1)
     except (DataError, ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        where = "" if isinstance(err, (DataError, ConfigError)) or market is None else f"{market.source}: "
+        print(f"error: {where}{' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
     pd.set_option("display.width", 200)

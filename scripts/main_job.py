@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.hyperparams import HYPERPARAMS_DIR  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
 QUICK_SCENARIOS = ("baseline", "spread_x10", "snb_2015", "vol_shock")
@@ -57,16 +58,19 @@ def newest(folder: Path, prefix: str) -> Path:
     return found[-1]
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, help="PPO timesteps per agent (default: the YAML's, 200,000)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stress-test seeds (default 0 1 2)")
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2],
+                        help="stress-test seeds (default 0 1 2)")
     parser.add_argument("--workers", type=int, help="stress-test processes (default: the number of cores)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 8,192 timesteps, 4 scenarios, 1 seed, "
                         "no neural forecasters")
     args = parser.parse_args(argv)
+    prepare_out(args.out)
     command = sys.argv if argv is None else ["main_job.py", *argv]
     timesteps = 8192 if args.quick else args.timesteps
     seeds = [0] if args.quick else args.seeds

@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-import yaml
 from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +41,9 @@ from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, make_split  # noqa: E402
 from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
-from agents.training import resolve_model  # noqa: E402
-from simulator.configuration import from_mapping, to_mapping  # noqa: E402
+from agents.training import load_trained_policy, resolve_model  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.configuration import from_mapping, load_yaml, to_mapping  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
@@ -54,10 +55,11 @@ def model_spec(text: str) -> tuple[PolicySpec, Path]:
     if not sep:
         name = "ppo"
     model, run_dir = resolve_model(path)
+    load_trained_policy(model, name=name)  # weights only, checked now: a bad model fails before any work
     # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
     env = None
     if (run_dir / "config.yaml").is_file():
-        env = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("env")
+        env = (load_yaml(run_dir / "config.yaml") or {}).get("env")
     return PolicySpec(name=name, kind="agent", model_path=str(model), env=env), run_dir
 
 
@@ -67,11 +69,21 @@ def plan_to_dict(plan: StressPlan) -> dict:
             "scenario_dirs": list(plan.scenario_dirs)}
 
 
-def plan_from_dict(data: dict, source: str) -> StressPlan:
+def plan_from_dict(data: Any, source: str) -> StressPlan:
+    """The plan a stress run folder's ``plan.yaml`` holds; a missing or malformed entry is one line."""
+    keys = ("training", "policies", "scenarios", "seeds", "split", "scenario_dirs")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+        raise ConfigError(f"{source}: not a stress plan (missing {', '.join(missing)}) — pass a folder "
+                          f"stress_test.py wrote")
     training = from_mapping(TrainConfig, data["training"], source=source)
-    policies = tuple(PolicySpec(**p) for p in data["policies"])
-    return StressPlan(training=training, policies=policies, scenarios=tuple(data["scenarios"]),
-                      seeds=tuple(data["seeds"]), split=data["split"], scenario_dirs=tuple(data["scenario_dirs"]))
+    try:
+        policies = tuple(from_mapping(PolicySpec, p, source=source, path="policies") for p in data["policies"])
+        return StressPlan(training=training, policies=policies, scenarios=tuple(data["scenarios"]),
+                          seeds=tuple(data["seeds"]), split=data["split"],
+                          scenario_dirs=tuple(data["scenario_dirs"]))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {' '.join(str(exc).split())}") from None
 
 
 def build_plan(args: argparse.Namespace) -> StressPlan:
@@ -84,7 +96,7 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
         if config_path is None and (run_dir / "config.yaml").is_file():
             config_path = run_dir / "config.yaml"
     config_path = config_path or DEFAULT_CONFIG
-    training = from_mapping(TrainConfig, yaml.safe_load(Path(config_path).read_text()), source=str(config_path))
+    training = from_mapping(TrainConfig, load_yaml(config_path), source=str(config_path))
     training = with_data_arguments(training, args)
     # Load the data and split it once here: a bad source or span fails before any run folder exists.
     make_split(load_market(training.data, account_currency=training.env.account.currency), training.data)
@@ -95,16 +107,17 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
     policies = tuple(agents) + tuple(PolicySpec(name=b, kind="baseline", baseline=b) for b in baselines)
     dirs = tuple(str(d) for d in args.scenario_dir)
     if args.scenarios:
-        names = tuple(get_scenario(s, dirs).name if not Path(s).suffix else str(Path(s).resolve())
-                      for s in args.scenarios)
+        loaded = [(s, get_scenario(s, dirs)) for s in args.scenarios]  # validated before the run folder exists
+        names = tuple(sc.name if not Path(s).suffix else str(Path(s).resolve()) for s, sc in loaded)
     else:
         names = tuple(s.name for s in list_scenarios(dirs))
     return StressPlan(training=training, policies=policies, scenarios=names, seeds=tuple(args.seeds),
                       split=args.split, scenario_dirs=dirs)
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="list the scenarios (shipped and --scenario-dir) and exit")
     parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
@@ -115,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="+", metavar="NAME", help="scenario names or YAML paths (default all)")
     parser.add_argument("--scenario-dir", action="append", default=[], type=Path, metavar="DIR",
                         help="a folder of your own scenario YAML files (repeatable; also $FXRISK_SCENARIOS)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--split", choices=("test", "validation"), default="test")
     parser.add_argument("--config", type=Path, help="training YAML naming data and env (default: the first model's "
                         "run config, else agents/hyperparams/ppo_default.yaml)")
@@ -126,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     add_data_arguments(parser)
     args = parser.parse_args(argv)
     command = sys.argv if argv is None else ["stress_test.py", *argv]
+    if not args.list and args.resume is None:
+        prepare_out(args.out)
     try:
         from scenarios import list_scenarios
 
@@ -138,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             if not plan_path.is_file():
                 raise FileNotFoundError(f"{args.resume}: not a stress run folder (no plan.yaml) — pass the folder "
                                         f"stress_test.py printed")
-            plan = plan_from_dict(yaml.safe_load(plan_path.read_text()), str(plan_path))
+            plan = plan_from_dict(load_yaml(plan_path), str(plan_path))
             folder = RunFolder.reopen(args.resume, argv=command)
         else:
             plan = build_plan(args)

@@ -30,24 +30,28 @@ sys.path.insert(0, str(REPO))
 
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import resume, train, with_overrides  # noqa: E402
+from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 
 
+@guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help=f"training YAML (default {DEFAULT_CONFIG.relative_to(REPO)})")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="continue a killed run from its last checkpoint (other options are ignored)")
     parser.add_argument("--timesteps", type=int, help="override total_timesteps")
-    parser.add_argument("--seed", type=int, help="override seed")
+    parser.add_argument("--seed", type=seed_int, help="override seed")
     parser.add_argument("--n-envs", type=int, help="override n_envs (parallel accounts)")
     parser.add_argument("--name", help="override the run name")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
+    if args.resume is None:
+        prepare_out(args.out)
     try:
         if args.resume is not None:
             path = resume(args.resume, progress=not args.no_progress)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.configuration import check_finite
 from simulator.errors import DataError
 from simulator.market import MarketData
 
@@ -32,12 +33,13 @@ class AccountConfig:
     stop_out_level: float = 0.5
 
     def __post_init__(self) -> None:
+        check_finite(self, "account.")
         if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
             raise ValueError(f"currency must be a 3-letter code like USD, got {self.currency!r}")
-        if not self.initial_equity > 0:
-            raise ValueError(f"initial_equity must be > 0, got {self.initial_equity}")
-        if not self.max_leverage > 0:
-            raise ValueError(f"max_leverage must be > 0, got {self.max_leverage}")
+        if not 0 < self.initial_equity <= 1e15:
+            raise ValueError(f"initial_equity must be in (0, 1e15] (account currency), got {self.initial_equity}")
+        if not 0 < self.max_leverage <= 1e6:
+            raise ValueError(f"max_leverage must be in (0, 1e6], got {self.max_leverage}")
         if not 0 < self.stop_out_level <= self.margin_call_level:
             raise ValueError("need 0 < stop_out_level <= margin_call_level "
                              f"(got {self.stop_out_level}, {self.margin_call_level})")

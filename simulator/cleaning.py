@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +46,10 @@ class CleaningConfig:
       ``(r - median) / (1.4826 × MAD)`` exceeds this, by rescaling that bar's close,
       high and low so the return equals the threshold. Returns across a gap (e.g. the
       weekend open) are not judged. ``None`` disables. The default 30 is meant for bad
-      ticks: genuine hourly news moves in EURUSD 2017 (FOMC, ECB) score 10–25.
+      ticks: genuine hourly news moves in EURUSD 2017 (FOMC, ECB) score 10–25. Median and
+      MAD are causal: those of the ``outlier_window`` returns before the bar (no later bar
+      moves a verdict); bars with fewer than ``outlier_min_periods`` earlier returns are
+      not judged.
     * ``drop_invalid_rows``: drop rows with missing/non-finite or non-positive prices,
       high below low (or below open/close, or low above them), or negative
       spread/volume/liquidity.
@@ -55,6 +59,8 @@ class CleaningConfig:
     sort: bool = True
     fill_gaps_up_to_bars: int = 3
     outlier_z: float | None = 30.0
+    outlier_window: int = 500
+    outlier_min_periods: int = 50
     drop_invalid_rows: bool = False
 
     def __post_init__(self) -> None:
@@ -64,6 +70,12 @@ class CleaningConfig:
         gaps = self.fill_gaps_up_to_bars
         if isinstance(gaps, bool) or not isinstance(gaps, int) or gaps < 0:
             raise ValueError(f"CleaningConfig.fill_gaps_up_to_bars must be an integer >= 0 (0 disables), got {gaps!r}")
+        for name in ("outlier_window", "outlier_min_periods"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 3:
+                raise ValueError(f"CleaningConfig.{name} must be an integer >= 3, got {value!r}")
+        if self.outlier_min_periods > self.outlier_window:
+            raise ValueError("CleaningConfig.outlier_min_periods must be <= outlier_window")
         z = self.outlier_z
         if z is not None and (isinstance(z, bool) or not isinstance(z, (int, float)) or not np.isfinite(z) or z <= 0):
             raise ValueError(f"CleaningConfig.outlier_z must be a number > 0 or None (disabled), got {z!r}")
@@ -109,7 +121,7 @@ class CleaningReport:
         if self.outliers_clipped:
             ex = [f"{t} (log return {r:+.5f} -> {c:+.5f})" for t, r, c in self.outliers_clipped]
             out.append(f"{s}: cleaning clipped {len(ex)} outlier return(s) to robust |z| = "
-                       f"{self.outlier_threshold:g} (median/MAD): {_examples(ex)}")
+                       f"{self.outlier_threshold:g} (median/MAD of the bars before each): {_examples(ex)}")
         if self.gaps_filled:
             out.append(f"{s}: cleaning filled {len(self.gaps_filled)} missing bar(s) with flat bars at the previous "
                        f"close (volume 0, spread carried forward): {_examples(self.gaps_filled)}")
@@ -149,7 +161,8 @@ def clean_bars(frame: pd.DataFrame, config: CleaningConfig, *, source: str) -> t
     ordered = out.index.is_monotonic_increasing and out.index.is_unique and not out.index.hasnans
     if config.outlier_z is not None:
         if ordered:
-            out = _clip_outliers(out, config.outlier_z, report)
+            out = _clip_outliers(out, config.outlier_z, report, window=config.outlier_window,
+                                 min_periods=config.outlier_min_periods)
         else:
             report.skipped.append("outlier clipping skipped: timestamps are not sorted and unique")
     if config.fill_gaps_up_to_bars > 0:
@@ -206,14 +219,42 @@ def _sort(out: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
     return out.sort_index(kind="stable")
 
 
-def _clip_outliers(out: pd.DataFrame, threshold: float, report: CleaningReport) -> pd.DataFrame:
-    """Clip log returns beyond ``threshold`` robust z-scores, in time order.
+def _causal_stats(rets: np.ndarray, window: int, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(median, MAD)`` of the raw returns strictly before each return (the last ``window`` of them);
+    NaN where fewer than ``min_periods`` past returns exist. Row k uses returns < k only (causal)."""
+    n = len(rets)
+    med = np.full(n, np.nan)
+    mad = np.full(n, np.nan)
+    if n <= min_periods:
+        return med, mad
+    padded = np.concatenate([np.full(window - 1, np.nan), rets])
+    views = np.lib.stride_tricks.sliding_window_view(padded, window)  # views[k] = rets[k-window+1 .. k]
+    chunk = 4096
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows at the start
+        for lo in range(min_periods, n, chunk):
+            hi = min(n, lo + chunk)
+            past = views[lo - 1 : hi - 1]  # for return k: returns k-window .. k-1
+            count = np.isfinite(past).sum(axis=1)
+            m = np.nanmedian(past, axis=1)
+            d = np.nanmedian(np.abs(past - m[:, None]), axis=1)
+            enough = count >= min_periods
+            med[lo:hi] = np.where(enough, m, np.nan)
+            mad[lo:hi] = np.where(enough, d, np.nan)
+    return med, mad
 
-    Median and MAD come from the raw returns. A clipped close changes the next bar's
-    return, so bars are re-checked in time order after each clip (a lone bad tick is
-    clipped once, and the bar after it is then judged against the clipped close).
-    Returns across a gap longer than the median bar spacing (the weekend open, a
-    trading halt) span more time than one bar and are not judged.
+
+def _clip_outliers(out: pd.DataFrame, threshold: float, report: CleaningReport, *, window: int = 500,
+                   min_periods: int = 50) -> pd.DataFrame:
+    """Clip log returns beyond ``threshold`` robust z-scores, in time order, causally.
+
+    Each bar's return is judged against the median and MAD of the raw returns of the
+    ``window`` bars before it (none after it: changing later bars never changes an earlier
+    verdict); bars with fewer than ``min_periods`` returns before them are not judged. A
+    clipped close changes the next bar's return, so bars are re-checked in time order after
+    each clip (a lone bad tick is clipped once, and the bar after it is then judged against
+    the clipped close). Returns across a gap longer than the median spacing of the bars up
+    to it (the weekend open, a trading halt) span more time than one bar and are not judged.
     """
     if len(out) < 3:
         return out
@@ -221,19 +262,19 @@ def _clip_outliers(out: pd.DataFrame, threshold: float, report: CleaningReport) 
     with np.errstate(divide="ignore", invalid="ignore"):
         logc = np.log(close)
         rets = np.diff(logc)
-    spacing = np.diff(out.index.asi8)
-    one_bar = spacing <= np.median(spacing)
-    finite = np.isfinite(rets)
-    if finite.sum() < 3:
+    spacing = pd.Series(np.diff(out.index.asi8).astype(np.float64))
+    one_bar = (spacing <= spacing.rolling(window, min_periods=1).median()).to_numpy()  # bars <= t only
+    rets = np.where(np.isfinite(rets), rets, np.nan)
+    med, mad = _causal_stats(rets, window, min_periods)
+    scale = _MAD_TO_SIGMA * mad
+    judged = np.isfinite(med) & (scale > 0)
+    if not judged.any():
+        report.skipped.append(f"outlier clipping skipped: no bar has {min_periods} earlier returns with a non-zero "
+                              f"median absolute deviation")
         return out
-    med = float(np.median(rets[finite]))
-    scale = _MAD_TO_SIGMA * float(np.median(np.abs(rets[finite] - med)))
-    if not scale > 0:
-        report.skipped.append("outlier clipping skipped: returns have zero median absolute deviation")
-        return out
-    limit = threshold * scale
+    limit = np.where(judged, threshold * scale, np.inf)
     with np.errstate(invalid="ignore"):
-        candidates = list(np.flatnonzero(finite & one_bar & (np.abs(rets - med) > limit)) + 1)
+        candidates = list(np.flatnonzero(judged & one_bar & (np.abs(rets - med) > limit)) + 1)
     if not candidates:
         return out
     high = out["high"].to_numpy(np.float64).copy()
@@ -244,14 +285,15 @@ def _clip_outliers(out: pd.DataFrame, threshold: float, report: CleaningReport) 
     clipped: list[tuple[pd.Timestamp, float, float]] = []
     while candidates:
         i = int(heapq.heappop(candidates))
-        if i in seen or i >= len(close) or not one_bar[i - 1]:
+        if i in seen or i >= len(close) or not one_bar[i - 1] or not judged[i - 1]:
             continue
         seen.add(i)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = float(np.log(close[i] / close[i - 1]))
-        if not np.isfinite(r) or abs(r - med) <= limit:
+        m, lim = float(med[i - 1]), float(limit[i - 1])
+        if not np.isfinite(r) or abs(r - m) <= lim:
             continue
-        target = med + np.sign(r - med) * limit
+        target = m + np.sign(r - m) * lim
         factor = float(np.exp(target - r))
         close[i] *= factor
         high[i] = max(high[i] * factor, opn[i], close[i])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import types
 import typing
 from pathlib import Path
@@ -20,20 +21,50 @@ from simulator.errors import ConfigError
 T = TypeVar("T")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # SafeLoader's own error follows
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key!r} (first on line {seen[key] + 1}) — give each key once",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` that also refuses duplicate keys (:class:`UniqueKeyLoader`); every YAML read uses it."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
+
+
 def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file with ``yaml.safe_load``; a syntax error becomes one clear line."""
+    """Parse a YAML file with :func:`safe_load`; a syntax error, a duplicate key or a Python tag becomes
+    one clear line naming the file and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read file ({exc.strerror}) — check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{path}: cannot read file ({reason}) — check the path") from None
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: {problem} — fix the YAML syntax") from None
+        hint = "" if "—" in problem else " — fix the YAML syntax"
+        raise ConfigError(f"{path}{where}: {problem}{hint}") from None
 
 
 def from_mapping(cls: type[T], data: Any, *, source: str, path: str = "") -> T:
@@ -59,14 +90,15 @@ def from_mapping(cls: type[T], data: Any, *, source: str, path: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         key = f"{path}.{name}" if path else name
-        kwargs[name] = _convert(hints[name], value, source=source, path=key)
+        allow_inf = bool(fields[name].metadata.get("allow_inf"))
+        kwargs[name] = _convert(hints[name], value, source=source, path=key, allow_inf=allow_inf)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _convert(tp: Any, value: Any, *, source: str, path: str) -> Any:
+def _convert(tp: Any, value: Any, *, source: str, path: str, allow_inf: bool = False) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -74,7 +106,7 @@ def _convert(tp: Any, value: Any, *, source: str, path: str) -> Any:
             return None
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
-            return _convert(non_none[0], value, source=source, path=path)
+            return _convert(non_none[0], value, source=source, path=path, allow_inf=allow_inf)
         return value
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, source=source, path=path)
@@ -87,11 +119,17 @@ def _convert(tp: Any, value: Any, *, source: str, path: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: key '{path}': expected a mapping, got {type(value).__name__}")
+        if len(args) == 2:
+            return {_convert(args[0], k, source=source, path=f"{path} (a key)"):
+                    _convert(args[1], v, source=source, path=f"{path}.{k}") for k, v in value.items()}
         return dict(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: key '{path}': expected a number, got {value!r}")
-        return float(value)
+        number = float(value)
+        if math.isnan(number) or (math.isinf(number) and not allow_inf):
+            raise ConfigError(f"{source}: key '{path}': expected a finite number, got {value!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: key '{path}': expected an integer, got {value!r}")
@@ -107,6 +145,16 @@ def _convert(tp: Any, value: Any, *, source: str, path: str) -> Any:
             raise ConfigError(f"{source}: key '{path}': expected text, got {value!r}")
         return value
     return value
+
+
+def check_finite(obj: Any, prefix: str = "") -> None:
+    """``ValueError`` naming the first float field of dataclass ``obj`` that is NaN or infinite (fields
+    with ``metadata={"allow_inf": True}`` may be +inf); for ``__post_init__`` of configs built in code."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not isinstance(value, bool):
+            if math.isnan(value) or (math.isinf(value) and not (f.metadata.get("allow_inf") and value > 0)):
+                raise ValueError(f"{prefix}{f.name} must be a finite number, got {value}")
 
 
 def to_mapping(obj: Any) -> Any:

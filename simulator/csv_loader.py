@@ -59,6 +59,10 @@ LAYOUTS: tuple[str, ...] = ("long", "wide")
 PRICE_SIDES: tuple[str, ...] = ("mid", "bid", "ask")
 _NAN_TOKENS = frozenset({"nan", "na", "n/a", "null", "none", "-nan", "#n/a"})
 _CLOSE_ONLY_NAN_TOKENS = _NAN_TOKENS | {"."}  # FRED writes '.' for a day without a value
+_ISO_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+#: A one-bar close-to-close move beyond this factor (either way) is flagged in ``notes``: FX bars do
+#: not move x1.5 in one bar (SNB 2015 was about x0.8), but a unit or decimal error does (x10, x100).
+JUMP_FACTOR = 1.5
 _GMT_SUFFIX = re.compile(r"^(?P<body>.*\S)\s+(?:GMT|UTC)(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})$")
 
 
@@ -485,7 +489,15 @@ def _parse_times(raw: list[str], fmt: CsvFormat, src: str, lines: np.ndarray, fi
     else:
         try:
             parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
-        except ValueError:  # mixed UTC offsets: convert each to UTC
+        except ValueError:  # mixed UTC offsets: convert each to UTC (only when every stamp has one)
+            aware = np.array([bool(_ISO_OFFSET.search(x)) for x in text])
+            if not aware.all():
+                pos = int(np.flatnonzero(~aware)[0] if aware.sum() >= (~aware).sum() else np.flatnonzero(aware)[0])
+                kind = ("no UTC offset while others have one" if not aware[pos]
+                        else "a UTC offset while others have none")
+                raise DataError(f"timestamp '{raw[pos]}' has {kind} (naive and offset-aware timestamps mixed)",
+                                source=src, line=int(lines[pos]), field=field,
+                                hint="use one clock for the whole file") from None
             parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
@@ -704,7 +716,30 @@ def load_csv(
                      "spread/2)")
     frame = frame[[f for f in FIELD_ORDER if f in frame.columns]].astype(np.float64)
     validate_bars(frame, source=src, lines=lines)
+    notes += jump_notes(frame, source=src, lines=lines)
     return MarketData.from_frames({spec.symbol: frame}, [spec], source=src, notes=notes)
+
+
+def jump_notes(frame: pd.DataFrame, *, source: str, lines: np.ndarray | None = None,
+               factor: float = JUMP_FACTOR) -> list[str]:
+    """One note per close-to-close move beyond ``factor`` (x``factor`` up or down) in one bar, naming the
+    bar (and file line): such a move is almost always a unit or decimal error, not a market move."""
+    close = frame["close"].to_numpy(np.float64)
+    if len(close) < 2:
+        return []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = close[1:] / close[:-1]
+    bad = np.flatnonzero((ratio > factor) | (ratio < 1.0 / factor))
+    out = []
+    for k in bad[:3]:
+        where = f" (line {int(lines[k + 1])})" if lines is not None and len(lines) == len(close) else ""
+        out.append(f"{source}: one-bar jump x{ratio[k]:.4g} at {frame.index[k + 1]}{where}: close "
+                   f"{close[k]:.6g} -> {close[k + 1]:.6g} — a unit or decimal error? check the file")
+    if len(bad) > 3:
+        out.append(f"{source}: {len(bad) - 3} more one-bar jumps beyond x{factor:g}")
+    for line in out:
+        logger.warning(line)
+    return out
 
 
 def _remap_lines(before: pd.DatetimeIndex, lines: np.ndarray, after: pd.DatetimeIndex) -> np.ndarray:
@@ -806,4 +841,4 @@ def _check_clock(index: pd.DatetimeIndex, src: str, lines: np.ndarray) -> None:
                         hint="sort the file by date and keep one row per date")
 
 
-__all__ = ["PRESETS", "CsvFormat", "load_csv", "preset"]
+__all__ = ["JUMP_FACTOR", "PRESETS", "CsvFormat", "jump_notes", "load_csv", "preset"]

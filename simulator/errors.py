@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 
-class DataError(ValueError):
+class FxRiskError(Exception):
+    """Base of the project's user-facing errors: ``str(err)`` is one line a script prints alone."""
+
+
+class DataError(FxRiskError, ValueError):
     """A problem with market data or a data file, reported as a single line.
 
     Why a dedicated type: scripts catch it and print ``str(err)`` alone, so every
@@ -56,5 +60,14 @@ def _rebuild_data_error(problem: str, where: dict) -> DataError:
     return DataError(problem, **where)
 
 
-class ConfigError(ValueError):
+class ConfigError(FxRiskError, ValueError):
     """An invalid configuration value or file, reported as a single line."""
+
+
+class ModelFileError(FxRiskError, ValueError):
+    """A model or checkpoint file that is not a run's saved weights, or whose weights do not fit its config."""
+
+
+class InvalidCallError(FxRiskError, RuntimeError):
+    """A call the object cannot serve in its current state (``step`` before ``reset``, or after the episode
+    ended); the environments raise a subclass that is also gymnasium's ``ResetNeeded``."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.configuration import check_finite
+
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutionConfig:
@@ -29,13 +31,14 @@ class ExecutionConfig:
     spread_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("commission_per_million", "slippage_bps", "impact_coefficient"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_finite(self, "execution.")
+        for name, high in (("commission_per_million", 1e6), ("slippage_bps", 1e4), ("impact_coefficient", 1e3)):
+            if not 0 <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be in [0, {high:g}], got {getattr(self, name)}")
         if not 0 < self.max_participation <= 1:
             raise ValueError(f"max_participation must be in (0, 1], got {self.max_participation}")
-        if not self.spread_multiplier > 0:
-            raise ValueError(f"spread_multiplier must be > 0, got {self.spread_multiplier}")
+        if not 0 < self.spread_multiplier <= 1e4:
+            raise ValueError(f"spread_multiplier must be in (0, 1e4], got {self.spread_multiplier}")
 
 
 @dataclass(frozen=True, eq=False)

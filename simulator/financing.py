@@ -8,24 +8,25 @@ Wednesday rollover) is spread over the weekend gap, so a week costs seven days e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
-import yaml
 
+from simulator.configuration import safe_load
 from simulator.market import MarketData
 
 SECONDS_PER_DAY = 86_400.0
 
 
 def _default_rates() -> dict[str, float]:
-    data = yaml.safe_load(resources.files("simulator").joinpath("data/rates.yaml").read_text(encoding="utf-8"))
+    data = safe_load(resources.files("simulator").joinpath("data/rates.yaml").read_text(encoding="utf-8"))
     return {k: float(v) for k, v in data["rates"].items()}
 
 
 def _default_markup() -> float:
-    data = yaml.safe_load(resources.files("simulator").joinpath("data/rates.yaml").read_text(encoding="utf-8"))
+    data = safe_load(resources.files("simulator").joinpath("data/rates.yaml").read_text(encoding="utf-8"))
     return float(data["markup"])
 
 
@@ -37,6 +38,13 @@ class FinancingConfig:
     markup: float = field(default_factory=_default_markup)
 
     def __post_init__(self) -> None:
+        for currency, value in self.rates.items():
+            if not isinstance(currency, str) or isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or not -1.0 < value < 1.0:
+                raise ValueError(f"financing.rates.{currency} must be an annual rate, a finite fraction in (-1, 1), "
+                                 f"got {value!r}")
+        if not (math.isfinite(self.markup) and 0 <= self.markup < 1):
+            raise ValueError(f"financing.markup must be a finite fraction in [0, 1), got {self.markup}")
         if self.markup < 0:
             raise ValueError(f"financing markup must be >= 0, got {self.markup}")
 

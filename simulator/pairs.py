@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-import yaml
-
+from simulator.configuration import safe_load
 from simulator.errors import DataError
 
 _SYMBOL = re.compile(r"^[A-Z]{3}[A-Z]{3}$")
@@ -42,7 +41,7 @@ class PairSpec:
 @lru_cache(maxsize=1)
 def _conventions() -> dict[str, dict]:
     text = resources.files("simulator").joinpath("data/pairs.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return safe_load(text)
 
 
 def normalise_symbol(symbol: str) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from simulator.configuration import safe_load
+
 TRACKED_LIBRARIES = (
     "numpy", "pandas", "arch", "scikit-learn", "torch", "gymnasium", "stable-baselines3",
     "ta", "yfinance", "tensorboard", "scipy", "pyyaml", "sb3-contrib", "numba", "matplotlib", "currencyconverter",
@@ -130,7 +132,7 @@ class RunFolder:
         self.root = path.parent
         self.path = path
         self.final_path = path.with_name(path.name.removesuffix(".partial"))
-        self.manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
+        self.manifest = safe_load(manifest_path.read_text(encoding="utf-8")) or {}
         self.manifest.setdefault("resumed", []).append({
             "utc": _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S"),
             "command": " ".join(argv if argv is not None else sys.argv),

@@ -106,23 +106,49 @@ def test_weekend_gap_is_never_filled() -> None:
 
 
 def test_outlier_is_clipped_to_threshold_and_only_that_bar_changes() -> None:
-    # Arrange: a bad tick: bar 20's close, high and low are 5% too high
+    # Arrange: a bad tick: bar 120's close, high and low are 5% too high
     frame = hourly(200)
     spiked = frame.copy()
-    spiked.loc[spiked.index[20], ["high", "low", "close"]] *= 1.05
-    spiked.loc[spiked.index[20], "high"] = max(spiked["high"].iloc[20], spiked["open"].iloc[20])
+    spiked.loc[spiked.index[120], ["high", "low", "close"]] *= 1.05
+    spiked.loc[spiked.index[120], "high"] = max(spiked["high"].iloc[120], spiked["open"].iloc[120])
     rets = np.diff(np.log(spiked["close"].to_numpy()))
-    med = np.median(rets)
-    scale = 1.4826 * np.median(np.abs(rets - med))
+    past = rets[:119]  # the returns before bar 120's (causal statistics)
+    med = np.median(past)
+    scale = 1.4826 * np.median(np.abs(past - med))
     # Act
     out, report = clean_bars(spiked, only(outlier_z=10.0), source="t")
     # Assert
-    assert [t for t, _, _ in report.outliers_clipped] == [frame.index[20]]
-    clipped_ret = np.log(out["close"].iloc[20] / out["close"].iloc[19])
+    assert [t for t, _, _ in report.outliers_clipped] == [frame.index[120]]
+    clipped_ret = np.log(out["close"].iloc[120] / out["close"].iloc[119])
     assert clipped_ret == pytest.approx(med + 10.0 * scale)
-    pd.testing.assert_frame_equal(out.drop(frame.index[20]), spiked.drop(frame.index[20]))
-    row = out.iloc[20]
+    pd.testing.assert_frame_equal(out.drop(frame.index[120]), spiked.drop(frame.index[120]))
+    row = out.iloc[120]
     assert row["high"] >= max(row["open"], row["close"]) and row["low"] <= min(row["open"], row["close"])
+
+
+@pytest.mark.parametrize("z", [8.0, 30.0])
+def test_outlier_clipping_is_causal_changing_the_future_moves_no_earlier_bar(z) -> None:
+    # Arrange: fat-tailed returns with bad ticks before and after bar 1000
+    rng = np.random.default_rng(3)
+    frame = hourly(1400)
+    close = 1.1 * np.exp(np.cumsum(rng.standard_t(3, 1400) * 1e-3))
+    for i in (300, 700, 1200):
+        close[i] *= 1.04
+    frame["close"] = close
+    frame["open"] = np.concatenate([[close[0]], close[:-1]])
+    frame["high"] = np.maximum(frame["open"], frame["close"]) * 1.0005
+    frame["low"] = np.minimum(frame["open"], frame["close"]) * 0.9995
+    changed = frame.copy()
+    later = changed.index >= changed.index[1000]
+    changed.loc[later, ["open", "high", "low", "close"]] *= np.exp(rng.normal(0, 0.05, (later.sum(), 1)))
+    # Act
+    a, ra = clean_bars(frame, only(outlier_z=z), source="t")
+    b, rb = clean_bars(changed, only(outlier_z=z), source="t")
+    # Assert: bars before 1000 and which of them were clipped are the same
+    pd.testing.assert_frame_equal(a.iloc[:1000], b.iloc[:1000])
+    early = frame.index[1000]
+    assert [c for c in ra.outliers_clipped if c[0] < early] == [c for c in rb.outliers_clipped if c[0] < early]
+    assert any(c[0] == frame.index[300] for c in ra.outliers_clipped)
 
 
 def test_drop_invalid_rows_reports_reasons() -> None:

@@ -1,0 +1,112 @@
+"""The env refuses what it cannot do: no step before reset, after the episode ended, or past the data.
+
+Through every core: the single env's compiled one-pair step, the generic kernel (``fast_path=False``),
+the numpy reference core, the batched one-pair kernel and the vector environments.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from envs.config import EnvConfig
+from envs.core import BatchState, FxRiskCore
+from envs.data import prepare_env_data
+from envs.fx_env import FxRiskEnv
+from envs.sb3 import FxRiskSB3VecEnv
+from envs.single_pair import S_CASH
+from envs.vector import FxRiskVectorEnv
+from simulator.errors import FxRiskError, InvalidCallError
+from simulator.synthetic import default_config, generate_market
+
+
+@pytest.fixture(scope="module")
+def data():
+    out = {}
+    for symbols in (("EURUSD",), ("EURUSD", "USDJPY")):
+        market = generate_market(default_config(symbols), 1000, rng=np.random.default_rng(0)).market
+        out[len(symbols)] = prepare_env_data(market, EnvConfig(vol_model="ewma", var_window=100))
+    return out
+
+
+CONFIG = EnvConfig(vol_model="ewma", var_window=100)
+
+
+def refused(call) -> Exception:
+    with pytest.raises(InvalidCallError) as err:
+        call()
+    assert isinstance(err.value, gym.error.ResetNeeded) and isinstance(err.value, FxRiskError)
+    assert "\n" not in str(err.value) and "reset()" in str(err.value)
+    return err.value
+
+
+@pytest.mark.parametrize("pairs,fast", [(1, True), (1, False), (2, True)])
+def test_single_env_step_before_reset_and_after_the_end_is_refused(data, pairs, fast) -> None:
+    env = FxRiskEnv(data=data[pairs], config=CONFIG, fast_path=fast)
+    action = np.zeros(pairs, dtype=np.float32)
+    refused(lambda: env.step(action))
+    env.reset(seed=0, options={"start": env.data.last_step})
+    *_, terminated, truncated, _ = env.step(action)
+    assert truncated and not terminated
+    refused(lambda: env.step(action))  # after truncated
+    obs, _ = env.reset(seed=0)  # reset makes it usable again
+    assert np.isfinite(obs).all()
+    # After terminated (a wiped-out account stops out).
+    if env._single is not None:
+        env._single.ctx[S_CASH] = -1e12
+    else:
+        env.state.cash[:] = -1e12
+    *_, terminated, truncated, _ = env.step(action)
+    assert terminated
+    refused(lambda: env.step(action))
+
+
+@pytest.mark.parametrize("backend,pair_kernel,pairs", [("numba", True, 1), ("numba", False, 1), ("numpy", True, 1),
+                                                       ("numba", False, 2), ("numpy", False, 2)])
+def test_every_core_refuses_a_step_past_the_data_and_changes_nothing(data, backend, pair_kernel, pairs) -> None:
+    d = data[pairs]
+    core = FxRiskCore(d, CONFIG, backend=backend, pair_kernel=pair_kernel)
+    state = BatchState.empty(3, pairs)
+    action = np.zeros((3, pairs))
+    refused(lambda: core.step(state, action))  # never reset: t = end = 0
+    core.reset_accounts(state, np.arange(3), np.array([d.first_step, d.last_step, d.first_step]))
+    core.step(state, action)  # account 1 reaches the end of the data
+    assert state.t[1] == d.last_step + 1 == state.end[1]
+    before = {k: getattr(state, k).copy() for k in ("t", "cash", "units", "equity")}
+    refused(lambda: core.step(state, action))
+    refused(lambda: core.step_observe(state, action))
+    for k, v in before.items():  # the refused step changed no account
+        np.testing.assert_array_equal(getattr(state, k), v)
+    # A corrupted state (an episode end beyond the data) is refused too, never read.
+    state.end[1] = d.n_bars + 5
+    refused(lambda: core.step(state, action))
+
+
+def test_the_compiled_single_step_checks_its_bounds_itself(data) -> None:
+    env = FxRiskEnv(data=data[1], config=CONFIG)
+    env.reset(seed=0, options={"start": env.data.last_step})
+    env._single.step(0.0)
+    with pytest.raises(InvalidCallError):
+        env._single.step(0.0)  # the kernel, below the env's flag
+
+
+@pytest.mark.parametrize("pairs,fast", [(1, True), (1, False), (2, True)])
+def test_vector_envs_never_step_a_done_account_past_the_data(data, pairs, fast) -> None:
+    d = data[pairs]
+    cfg = EnvConfig(vol_model="ewma", var_window=100, episode_bars=None)
+    vec = FxRiskVectorEnv(4, data=d, config=cfg, fast_path=fast)
+    refused(lambda: vec.step(np.zeros((4, pairs))))
+    vec.reset(seed=0, options={"start": [d.last_step - k for k in range(4)]})
+    for _ in range(12):  # well past the end: done accounts are reset (NEXT_STEP), never stepped
+        obs, reward, *_ = vec.step(np.full((4, pairs), 0.5))
+        assert np.isfinite(obs).all() and np.isfinite(reward).all()
+        assert (vec.state.t <= d.last_step + 1).all()
+    sb3 = FxRiskSB3VecEnv(4, data=d, config=cfg)
+    with pytest.raises(InvalidCallError):
+        sb3.step(np.zeros((4, pairs), dtype=np.float32))
+    sb3.set_options({"start": d.last_step})
+    sb3.reset()
+    for _ in range(5):  # same-step autoreset
+        obs, reward, *_ = sb3.step(np.full((4, pairs), 0.5, dtype=np.float32))
+        assert np.isfinite(obs).all() and np.isfinite(reward).all() and (sb3.vector_env.state.t <= d.last_step).all()
