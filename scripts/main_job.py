@@ -14,7 +14,9 @@
               the best baseline, deflated Sharpe, heatmaps, curves (HTML + Markdown + PNG)
 
 Everything goes to one fresh folder runs/main-<UTC time>/ (each step in its own run folder
-inside it). Ends with the path of the report and its headline table.
+inside it; runs/main-<UTC time>.partial/ while it runs), with an index.html at its root that
+links every report, manifest and the TensorBoard command. Every path printed is the final one
+(it exists when the job ends). Ends with the paths of the reports and the index.
 
 Examples:
     python scripts/main_job.py
@@ -25,7 +27,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
+import re
 import sys
 import time
 from pathlib import Path
@@ -34,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.hyperparams import HYPERPARAMS_DIR  # noqa: E402
+from agents.run_index import write_index  # noqa: E402
 from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
@@ -56,6 +62,26 @@ def newest(folder: Path, prefix: str) -> Path:
     if not found:
         raise RuntimeError(f"{folder}: no finished {prefix}* run folder — the step above failed")
     return found[-1]
+
+
+class FinalPaths(io.TextIOBase):
+    """A text stream that prints final paths where the steps print ``.partial`` ones.
+
+    Why: the job runs inside ``main-<time>.partial/`` and each step in its own ``.partial`` folder,
+    each renamed when it finishes; a path printed mid-run must still be valid when the job ends.
+    """
+
+    def __init__(self, stream: io.TextIOBase, partial: Path, final: Path) -> None:
+        self.stream, self.partial, self.final = stream, str(partial), str(final)
+        self._inside = re.compile(re.escape(self.final) + r"[^\s'\",;)]*")
+
+    def write(self, text: str) -> int:
+        final = text.replace(self.partial, self.final)
+        self.stream.write(self._inside.sub(lambda m: m.group(0).replace(".partial", ""), final))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @guard
@@ -81,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = RunFolder(args.out, "main", config={"timesteps": timesteps, "seeds": seeds, "quick": args.quick},
                        argv=command)
+    with contextlib.redirect_stdout(FinalPaths(sys.stdout, folder.path, folder.final_path)), \
+            contextlib.redirect_stderr(FinalPaths(sys.stderr, folder.path, folder.final_path)):
+        return _run(args, folder, timesteps, seeds, step, start)
+
+
+def _run(args: argparse.Namespace, folder: RunFolder, timesteps: int | None, seeds: list[int], step, start: float
+         ) -> int:
+    """The five steps inside ``folder`` (see the module docstring)."""
     root = folder.path
     step(1, "data: bundled EURUSD 2017 sample, calibrated synthetic series, 3-pair market")
     rc = script("data_summary").main(["--out", str(root)] + (["--years", "0.5"] if args.quick else []))
@@ -122,10 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         rc = script("compare").main([str(newest(root / name, "stress-"))])
         if rc:
             return rc
+    seconds = time.perf_counter() - start
+    write_index(root, title=f"FX Risk Gym main job {folder.final_path.name}",
+                summary=f"Finished in {seconds:.0f} s; timesteps per agent {timesteps or 'from the YAML'}, "
+                        f"stress seeds {', '.join(map(str, seeds))}{', quick mode' if args.quick else ''}.")
     final = folder.finish()
     reports = {name: sorted((final / name).glob("stress-*/report*/report.html")) for name in ("g10", "sample")}
-    print(f"\nmain job finished in {time.perf_counter() - start:.0f} s")
+    print(f"\nmain job finished in {seconds:.0f} s")
     print(f"run folder: {final}")
+    print(f"index:      {final / 'index.html'}")
     if reports["g10"]:
         print(f"report (synthetic three-pair market, baselines): {reports['g10'][-1]}")
     if reports["sample"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,12 @@ def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith("report (bundled sample") and "Sharpe" in out
     assert np.isfinite(results.sharpe_ratio).all()
+    # Every path printed exists when the job ends (none points into the .partial folder).
+    printed = set(re.findall(re.escape(str(tmp_path)) + r"[^\s'\",)]*", out))
+    assert printed and ".partial" not in " ".join(printed)
+    assert all(Path(p).exists() for p in printed), sorted(p for p in printed if not Path(p).exists())
+    # The index links every report, each link resolving inside the run folder.
+    index = (run / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', index)
+    assert any(link.endswith("report.html") for link in links) and any("manifest.yaml" in link for link in links)
+    assert all((run / link).is_file() for link in links)
