@@ -1377,6 +1377,41 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scenario"
 
 
+def training_section(run_dir: Path, agents: Sequence[str], folder: Path, plots: dict[str, Path]) -> list[str]:
+    """Markdown on the agents' training (seed, budget, kept checkpoint, learning curves) from their run folders.
+
+    The agents' model paths come from the stress run's ``plan.yaml``; a run folder that is gone
+    is said, not guessed.
+    """
+    from agents.training_curves import plot_learning_curves, run_folder_of, training_table
+
+    if not agents:
+        return []
+    plan, _ = _read_yaml(run_dir / "plan.yaml")
+    paths = {}
+    for spec in (plan or {}).get("policies", []) if isinstance(plan, Mapping) else []:
+        if isinstance(spec, Mapping) and spec.get("name") in agents and spec.get("model_path"):
+            paths[str(spec["name"])] = run_folder_of(spec["model_path"])
+    md = ["## Training", ""]
+    present = {name: path for name, path in paths.items() if path.is_dir()}
+    missing = sorted(set(agents) - set(present))
+    if present:
+        md += [markdown_table(training_table(present), left=("agent", "training run")), ""]
+        md += ["Kept checkpoint: the evaluation with the highest validation Sharpe ratio (the trainer's selection "
+               "rule; the test span is never used to choose). Seeds are the training seeds; each agent was "
+               "trained once, so the intervals above contain scenario and stress-seed spread, not training-seed "
+               "spread.", ""]
+        png = plot_learning_curves(present, folder / "learning_curves.png")
+        if png is not None:
+            plots["learning_curves"] = png
+            md += ["![learning curves](learning_curves.png)", ""]
+        else:
+            md += ["The training runs logged no learning curves (too short a run for one episode or evaluation).", ""]
+    if missing:
+        md += [f"No training run folder found for {', '.join(missing)} (moved or deleted): training not shown.", ""]
+    return md
+
+
 def _data_notes(results: pd.DataFrame) -> list[str]:
     """Distinct data notes of the cells (source, spread and depth models, lookbacks in bars), in order."""
     if "data_notes" not in results.columns:
@@ -1480,6 +1515,7 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
     has_test = BASELINE_SCENARIO in scenarios
     agent, base = best_of_kind(ranking, "agent"), best_of_kind(ranking, "baseline")
     n_agents = int((ranking["kind"] == "agent").sum())
+    kinds_agent = set(ranking.loc[ranking["kind"] == "agent", "policy"])
     seeds = sorted(set(results["seed"].astype(int)))
     conf = f"{settings.confidence:.0%}"
 
@@ -1717,6 +1753,7 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
            "and stop-outs are totals (stop-outs as runs stopped / runs). Turnover: notional traded / starting "
            "equity. Costs: account currency per run, and per unit traded in basis points.", ""]
 
+    md += training_section(run_dir, [p for p in order if p in kinds_agent], folder, plots)
     md += ["## Method and notes", "",
            f"- Bootstrap seed {settings.seed}; {settings.n_resamples:,} resamples; intervals at {conf}; "
            f"significance at {settings.alpha:.0%}; {bpy:,.0f} bars a year.",

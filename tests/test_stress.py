@@ -145,3 +145,9 @@ def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
     links = re.findall(r'href="([^"]+)"', index)
     assert any(link.endswith("report.html") for link in links) and any("manifest.yaml" in link for link in links)
     assert all((run / link).is_file() for link in links)
+    # The sample report shows how each agent was trained and which checkpoint it kept.
+    md = next(run.glob("sample/stress-*/report/report.md")).read_text()
+    training = md.split("## Training")[1].split("## ")[0]
+    for agent in ("ppo", "ppo_penalty", "ppo_lagrangian"):
+        assert f"| {agent} " in training
+    assert "step 8,192 of 8,192" in training and "learning_curves.png" in training
