@@ -496,7 +496,8 @@ def rank_policies(results: pd.DataFrame, *, rng: np.random.Generator, confidence
             tiers.append(2)
             why = []
             if too_many:
-                why.append(f"{int(r[f'{part}_exceptions'])} VaR exceptions where {r[f'{part}_expected_exceptions']:.1f} "
+                expected = r[f"{part}_expected_exceptions"]
+                why.append(f"{int(r[f'{part}_exceptions'])} VaR exceptions where {expected:.1f} "
                            f"were expected (Kupiec {_p(r[f'{part}_kupiec_p'])})")
             if over:
                 why.append(f"over the VaR limit on {_pct(r[f'{part}_time_over_limit'], 2)} of bars "
@@ -837,7 +838,8 @@ def verdict(ranking: pd.DataFrame, paired: Mapping[str, Any] | None = None, *, a
     First sentence: the top-ranked policy of the risk-first ranking (:func:`rank_policies`) —
     whether it passes every risk test or is only the least bad, with its VaR exceptions against
     the nominal count, time over the limit, worst drawdown, Sharpe interval and stop-outs; the
-    policies ruined in some runs, named; runs that ended below zero equity, explained. Second: the best agent against the best baseline from ``paired`` (a
+    policies ruined in some runs, named; runs that ended below zero equity, explained. Second:
+    the best agent against the best baseline from ``paired`` (a
     :func:`paired_test` result on the stressed runs, or on the test data when none were
     stressed) — significant or not at ``alpha``, in words, including when the agent loses; or
     why there is no such test (no agent, no baseline, no paired records).
