@@ -182,6 +182,37 @@ class LagrangeConfig:
             raise ValueError("lagrange.max_multiplier must be >= initial_multiplier")
 
 
+SELECTION_OBJECTIVES = ("sharpe_ratio", "total_return", "sortino_ratio")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionConfig:
+    """Which validation checkpoint becomes ``best_model.zip``: never one that is ruined or breaks a limit.
+
+    A checkpoint is eligible when, on the validation span, it is never stopped out, its worst
+    drawdown is at most ``max_drawdown``, it spends at most ``max_time_over_limit`` of the bars
+    over the VaR limit, and (constrained PPO) its mean cost per step is within the Lagrangian's
+    ``cost_budget``. Among the eligible ones the highest ``objective`` wins; when none is
+    eligible the run has no best model and says why.
+    """
+
+    objective: str = "sharpe_ratio"
+    """Validation figure that ranks eligible checkpoints: sharpe_ratio, total_return or sortino_ratio."""
+    max_drawdown: float = 0.25
+    """Worst validation drawdown (fraction of equity) an eligible checkpoint may have."""
+    max_time_over_limit: float = 0.05
+    """Share of validation bars an eligible checkpoint may spend over its VaR limit."""
+
+    def __post_init__(self) -> None:
+        check_finite(self, "selection.")
+        if self.objective not in SELECTION_OBJECTIVES:
+            raise ValueError(f"selection.objective must be one of {SELECTION_OBJECTIVES}, got {self.objective!r}")
+        if not 0 < self.max_drawdown <= 1:
+            raise ValueError(f"selection.max_drawdown must be in (0, 1], got {self.max_drawdown}")
+        if not 0 <= self.max_time_over_limit <= 1:
+            raise ValueError(f"selection.max_time_over_limit must be in [0, 1], got {self.max_time_over_limit}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """One training run: what ``scripts/train.py`` resolves and stores in the run folder.
@@ -202,6 +233,7 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self) -> None:
         if not self.name.replace("-", "").replace("_", "").isalnum():

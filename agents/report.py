@@ -1399,10 +1399,12 @@ def training_section(run_dir: Path, agents: Sequence[str], folder: Path, plots: 
     missing = sorted(set(agents) - set(present))
     if present:
         md += [markdown_table(training_table(present), left=("agent", "training run")), ""]
-        md += ["Kept checkpoint: the evaluation with the highest validation Sharpe ratio (the trainer's selection "
-               "rule; the test span is never used to choose). Seeds are the training seeds; each agent was "
-               "trained once, so the intervals above contain scenario and stress-seed spread, not training-seed "
-               "spread.", ""]
+        md += ["Kept checkpoint: among the evaluations on the validation span that were never stopped out and kept "
+               "their drawdown and time over the VaR limit within the training config's `selection` bounds, the "
+               "highest validation objective (the test span is never used to choose); an agent with none eligible "
+               "is stress-tested with its final model as `<name>_unselected`. Seeds are the training seeds; each "
+               "agent was trained once, so the intervals above contain scenario and stress-seed spread, not "
+               "training-seed spread.", ""]
         png = plot_learning_curves(present, folder / "learning_curves.png")
         if png is not None:
             plots["learning_curves"] = png

@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, RestoreCallback,
                               RolloutStartCallback, TradingMetricsCallback, write_json)
 from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
-from agents.hyperparams import REPO_ROOT, DataConfig, TrainConfig
+from agents.hyperparams import REPO_ROOT, DataConfig, SelectionConfig, TrainConfig
 from agents.lagrangian import LagrangianCostWrapper
 from agents.model_io import build_algorithm, load_model, read_model_zip, set_policy_weights
 from envs.config import EnvConfig
@@ -44,7 +44,7 @@ from envs.data import EnvData, prepare_env_data
 from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.base import Split
 from forecasters.cache import ForecastCache
-from simulator.configuration import from_mapping, load_yaml
+from simulator.configuration import from_mapping, load_yaml, to_mapping
 from simulator.errors import ConfigError, ModelFileError
 from simulator.market import MarketData
 from simulator.metrics import bars_per_year
@@ -183,14 +183,37 @@ def normaliser_from_state(state: dict[str, Any]) -> ObservationNormaliser:
                                  state["epsilon"])
 
 
+def checkpoint_eligible(scores: dict[str, Any], rule: SelectionConfig, *, cost_budget: float | None = None
+                        ) -> tuple[bool, str]:
+    """Whether a validation result may become the best model, and if not, why (see :class:`SelectionConfig`)."""
+    why = []
+    if scores.get("stop_outs", 0) > 0:
+        why.append("stopped out")
+    if not scores.get("max_drawdown", 0.0) <= rule.max_drawdown:
+        why.append(f"drawdown {scores.get('max_drawdown', float('nan')):.1%} > {rule.max_drawdown:.0%}")
+    if not scores.get("time_over_limit", 0.0) <= rule.max_time_over_limit:
+        why.append(f"over the VaR limit on {scores.get('time_over_limit', float('nan')):.1%} of bars "
+                   f"> {rule.max_time_over_limit:.0%}")
+    if cost_budget is not None and not scores.get("mean_cost", 0.0) <= cost_budget:
+        why.append(f"mean cost {scores.get('mean_cost', float('nan')):.4f} > budget {cost_budget:g}")
+    return not why, "; ".join(why)
+
+
 def resolve_model(path: str | Path) -> tuple[Path, Path]:
-    """``(model .zip, run folder)`` from a training run folder (its best model, else the final
-    one) or a model file; a missing one is one clear line."""
+    """``(model .zip, run folder)`` from a training run folder (its best model, else the final one
+    unless the run says no checkpoint was eligible) or a model file; a missing one is one clear line."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best_model.zip", "model.zip"):
-            if (path / name).is_file():
-                return path / name, path
+        if (path / "best_model.zip").is_file():
+            return path / "best_model.zip", path
+        metrics = load_yaml(path / "metrics.yaml") if (path / "metrics.yaml").is_file() else None
+        selection = (metrics or {}).get("selection") if isinstance(metrics, dict) else None
+        if isinstance(selection, dict) and selection.get("selected_step") is None:
+            raise ModelFileError(f"{path}: no checkpoint passed the selection rule on validation "
+                                 f"({selection.get('why', 'see metrics.yaml')}) — pass {path / 'model.zip'} to "
+                                 "evaluate the final model anyway")
+        if (path / "model.zip").is_file():
+            return path / "model.zip", path
         raise FileNotFoundError(f"{path}: no best_model.zip or model.zip — is this a finished training run folder?")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model — pass a training run folder or its model .zip")
@@ -282,26 +305,35 @@ class Trainer:
     def current_policy(self) -> TrainedPolicy:
         return TrainedPolicy(self.model, normaliser_from_state(normalisation_state(self.vecnorm)))
 
-    def validate(self, callback: PeriodicCallback | None = None) -> dict[str, float]:
-        """Deterministic run over the whole validation span; keeps the best model by Sharpe."""
+    def validate(self, callback: PeriodicCallback | None = None) -> dict[str, Any]:
+        """Deterministic run over the whole validation span; keeps the best eligible model (see SelectionConfig)."""
         result = run_policy(self.current_policy(), self.data.validation, evaluation_config(self.config.env),
                             label="ppo")
         row = result.summary.iloc[0].to_dict()
-        scores = {k: float(row[k]) for k in ("sharpe_ratio", "total_return", "max_drawdown", "breach_rate",
-                                            "costs_paid", "turnover_x_equity")}
+        scores: dict[str, Any] = {k: float(row[k]) for k in (
+            "sharpe_ratio", "sortino_ratio", "total_return", "max_drawdown", "breach_rate", "time_over_limit",
+            "stop_outs", "costs_paid", "turnover_x_equity")}
+        util = result.records["var_utilisation"].to_numpy(np.float64) if "var_utilisation" in result.records else None
+        scores["mean_cost"] = float(np.nanmean(np.maximum(util - 1.0, 0.0))) if util is not None and util.size else 0.0
         scores["timesteps"] = int(self.model.num_timesteps)
+        budget = self.config.lagrange.cost_budget if self.config.lagrange.enabled else None
+        eligible, why = checkpoint_eligible(scores, self.config.selection, cost_budget=budget)
+        scores["eligible"], scores["ineligible_reason"] = eligible, why
         self.eval_history.append(scores)
         logger = self.model.logger
         for key, value in scores.items():
-            if key != "timesteps":
+            if key not in ("timesteps", "eligible", "ineligible_reason"):
                 logger.record(f"eval/val_{key}", value)
-        sharpe = scores["sharpe_ratio"]
-        if np.isfinite(sharpe) and sharpe > self.best_score:
-            self.best_score = sharpe
+        logger.record("eval/val_eligible", float(eligible))
+        objective = scores[self.config.selection.objective]
+        if eligible and np.isfinite(objective) and objective > self.best_score:
+            self.best_score = objective
             self._save_model(self.path / "best_model.zip", self.path / "best_normalisation.json")
-            logger.record("eval/best_val_sharpe", sharpe)
-        self.log(f"  validation at {scores['timesteps']:,} steps: Sharpe {sharpe:.2f}, "
-                 f"return {scores['total_return']:+.2%}, best {self.best_score:.2f}")
+            logger.record("eval/best_val_objective", objective)
+        best = f"{self.best_score:.2f}" if np.isfinite(self.best_score) else "none eligible yet"
+        self.log(f"  validation at {scores['timesteps']:,} steps: Sharpe {scores['sharpe_ratio']:.2f}, "
+                 f"return {scores['total_return']:+.2%}, max DD {scores['max_drawdown']:.1%}"
+                 + ("" if eligible else f", not eligible ({why})") + f"; best {best}")
         return scores
 
     def _save_model(self, model_path: Path, norm_path: Path) -> None:
@@ -395,13 +427,22 @@ class Trainer:
                              reset_num_timesteps=checkpoint is None)
         elapsed = time.perf_counter() - start
         self._save_model(self.path / "model.zip", self.path / "normalisation.json")
-        if not (self.path / "best_model.zip").exists():
+        if not self.eval_history or self.eval_history[-1]["timesteps"] != int(self.model.num_timesteps):
             self.validate()
+        chosen = [h for h in self.eval_history if h.get("eligible", True)]
+        best = max(chosen, key=lambda h: h[self.config.selection.objective], default=None) if chosen else None
         metrics = {
             "timesteps": int(self.model.num_timesteps),
             "train_seconds_this_session": round(elapsed, 2),
             "timesteps_per_second_this_session": round(remaining / elapsed, 1) if elapsed > 0 and remaining > 0 else None,
-            "best_validation_sharpe": float(self.best_score),
+            "best_validation_sharpe": float(best["sharpe_ratio"]) if best else float("nan"),
+            "selection": {"rule": to_mapping(self.config.selection),
+                          "selected_step": int(best["timesteps"]) if best else None,
+                          "objective": float(self.best_score) if best else None,
+                          "why": ("highest validation " + self.config.selection.objective + " among "
+                                  f"{len(chosen)} eligible of {len(self.eval_history)} evaluations") if best else
+                                 ("no evaluation was eligible: " + "; ".join(
+                                     sorted({h["ineligible_reason"] for h in self.eval_history})))},
             "validation": self.eval_history,
             "splits": self.data.dates(),
         }

@@ -53,8 +53,10 @@ def read_scalars(run_dir: str | Path) -> pd.DataFrame:
 def training_summary(run_dir: str | Path) -> dict[str, Any]:
     """Seed, budget, evaluations and the selected checkpoint of a training run (from its YAML files).
 
-    The selection rule is the trainer's: the checkpoint with the highest validation Sharpe ratio
-    among the periodic evaluations (``eval_every`` timesteps) is ``best_model.zip``.
+    The selection is the trainer's (``metrics.yaml: selection``): among the periodic evaluations
+    that passed the eligibility rule (no stop-out, drawdown and time over the VaR limit within
+    bounds), the highest validation objective is ``best_model.zip``; ``selection_why`` says which,
+    or why none was eligible. Older runs without that record: the highest validation Sharpe.
     """
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"run": run_dir.name, "seed": None, "total_timesteps": None, "evaluations": 0,
@@ -71,9 +73,16 @@ def training_summary(run_dir: str | Path) -> dict[str, Any]:
     out["evaluations"] = len(history)
     scored = [(float(h.get("sharpe_ratio", math.nan)), int(h.get("timesteps", 0))) for h in history]
     finite = [(s, t) for s, t in scored if math.isfinite(s)]
-    if finite:
+    selection = metrics.get("selection") if isinstance(metrics.get("selection"), Mapping) else None
+    if selection is not None:
+        step = selection.get("selected_step")
+        kept = next((s for s, t in scored if t == step), math.nan) if step is not None else math.nan
+        out.update(best_step=step, best_validation_sharpe=kept, selection_why=str(selection.get("why", "")),
+                   final_validation_sharpe=scored[-1][0] if scored else math.nan)
+    elif finite:
         best, step = max(finite, key=lambda x: (x[0], -x[1]))
-        out.update(best_step=step, best_validation_sharpe=best, final_validation_sharpe=scored[-1][0])
+        out.update(best_step=step, best_validation_sharpe=best, final_validation_sharpe=scored[-1][0],
+                   selection_why="highest validation Sharpe ratio")
     out["validation_history"] = pd.DataFrame(
         {"step": [t for _, t in scored], "value": [s for s, _ in scored]})
     return out
@@ -89,7 +98,8 @@ def training_table(runs: Mapping[str, Path]) -> pd.DataFrame:
         rows.append({
             "agent": name, "training run": s["run"], "seed": "" if s["seed"] is None else str(s["seed"]),
             "timesteps": "" if total is None else f"{int(total):,}", "evaluations": str(s["evaluations"]),
-            "kept checkpoint": "n/a" if best is None else f"step {best:,} of {int(total or best):,}",
+            "kept checkpoint": ("none eligible: " + s.get("selection_why", "").removeprefix(
+                "no evaluation was eligible: ")) if best is None else f"step {best:,} of {int(total or best):,}",
             "its validation Sharpe": _f(s["best_validation_sharpe"]),
             "final validation Sharpe": _f(s["final_validation_sharpe"]),
         })

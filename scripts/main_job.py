@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from agents.hyperparams import HYPERPARAMS_DIR  # noqa: E402
 from agents.run_index import write_index  # noqa: E402
 from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.configuration import load_yaml  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
 QUICK_SCENARIOS = ("baseline", "spread_x10", "snb_2015", "vol_shock")
@@ -135,7 +136,15 @@ def _run(args: argparse.Namespace, folder: RunFolder, timesteps: int | None, see
         rc = script("train").main(train_args)
         if rc:
             return rc
-        models.append(f"{name}={newest(root / 'training', prefix)}")
+        run = newest(root / "training", prefix)
+        selection = (load_yaml(run / "metrics.yaml") or {}).get("selection") or {}
+        if selection.get("selected_step") is None and "why" in selection:
+            # No checkpoint passed the selection rule: stress the final model, named so that nobody takes
+            # it for a selected one, and say why.
+            print(f"note: {name}: {selection['why']}; stress-testing its final model as {name}_unselected")
+            models.append(f"{name}_unselected={run / 'model.zip'}")
+        else:
+            models.append(f"{name}={run}")
     common = ["--seeds", *map(str, seeds)] + (["--workers", str(args.workers)] if args.workers else [])
     # (folder, title, extra stress_test.py arguments, quick-mode scenarios); reports in reverse,
     # so the sample's headline table is the last thing printed.

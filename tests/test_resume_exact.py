@@ -54,7 +54,9 @@ def tiny(**overrides) -> TrainConfig:
     base = TrainConfig.from_yaml(HYPERPARAMS_DIR / "ppo_planted_edge.yaml")
     cfg = replace(base, n_envs=4, total_timesteps=2048, eval_every=768, checkpoint_every=512,
                   data=replace(base.data, n_bars=2000), env=replace(base.env, episode_bars=100),
-                  ppo=replace(base.ppo, n_steps=64, batch_size=128, n_epochs=2))
+                  ppo=replace(base.ppo, n_steps=64, batch_size=128, n_epochs=2),
+                  # Every checkpoint eligible, so that both runs keep a best model to compare.
+                  selection=replace(base.selection, max_drawdown=1.0, max_time_over_limit=1.0))
     return replace(cfg, **overrides)
 
 

@@ -268,3 +268,37 @@ def test_synthetic_source_reads_a_generator_yaml() -> None:
     assert corr[0, 1] > 0.3 and corr[0, 2] < 0  # the file's correlation matrix
     with pytest.raises(ValueError, match="synthetic_config applies to data.source 'synthetic'"):
         DataConfig(source="sample", synthetic_config="simulator/data/synthetic_g10.yaml")
+
+
+@pytest.mark.parametrize(("scores", "budget", "eligible", "reason"), [
+    ({"stop_outs": 0, "max_drawdown": 0.10, "time_over_limit": 0.0, "mean_cost": 0.0}, None, True, ""),
+    ({"stop_outs": 1, "max_drawdown": 0.10, "time_over_limit": 0.0}, None, False, "stopped out"),
+    ({"stop_outs": 0, "max_drawdown": 0.94, "time_over_limit": 0.0}, None, False, "drawdown 94.0% > 25%"),
+    ({"stop_outs": 0, "max_drawdown": 0.10, "time_over_limit": 0.30}, None, False, "over the VaR limit"),
+    ({"stop_outs": 0, "max_drawdown": 0.10, "time_over_limit": 0.0, "mean_cost": 0.2}, 0.01, False, "budget"),
+])
+def test_selection_never_keeps_a_ruined_or_limit_breaking_checkpoint(scores, budget, eligible, reason) -> None:
+    from agents.hyperparams import SelectionConfig
+    from agents.training import checkpoint_eligible
+
+    ok, why = checkpoint_eligible({"sharpe_ratio": 5.0, **scores}, SelectionConfig(), cost_budget=budget)
+    assert ok is eligible and reason in why
+
+
+def test_a_run_with_no_eligible_checkpoint_has_no_best_model_and_says_why(tmp_path) -> None:
+    from agents.hyperparams import SelectionConfig
+    from agents.training import resolve_model, train
+    from simulator.errors import ModelFileError
+
+    base = TrainConfig.from_yaml(HYPERPARAMS_DIR / "ppo_planted_edge.yaml")
+    cfg = replace(base, n_envs=4, total_timesteps=512, eval_every=256, checkpoint_every=512,
+                   data=replace(base.data, n_bars=2000), env=replace(base.env, episode_bars=100),
+                   ppo=replace(base.ppo, n_steps=64, batch_size=128, n_epochs=1),
+                   selection=SelectionConfig(max_drawdown=1e-6))  # no validation run can stay this flat
+    run = train(cfg, runs_root=tmp_path, progress=False, log=lambda *_: None)
+    metrics = yaml.safe_load((run / "metrics.yaml").read_text())
+    assert not (run / "best_model.zip").exists() and (run / "model.zip").exists()
+    assert metrics["selection"]["selected_step"] is None and "drawdown" in metrics["selection"]["why"]
+    assert all(not h["eligible"] for h in metrics["validation"])
+    with pytest.raises(ModelFileError, match="no checkpoint passed the selection rule"):
+        resolve_model(run)
