@@ -61,6 +61,33 @@ class TrainedPolicy:
         return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
 
 
+class SeedEnsemble:
+    """Several trained policies (one per training seed) acting as one: the median of their actions.
+
+    Why: one training seed is one draw of an unstable optimiser; the median action of a few seeds
+    is a cheap, robust policy to compare with the rules (and with each seed alone). Recurrent
+    policies keep one state each.
+    """
+
+    def __init__(self, members: list[TrainedPolicy], name: str = "ensemble") -> None:
+        if not members:
+            raise ValueError("a seed ensemble needs at least one trained policy")
+        self.members = members
+        self.name = name
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        states = state if state is not None else [None] * len(self.members)
+        actions, new_states = [], []
+        for member, member_state in zip(self.members, states, strict=True):
+            action, next_state = member.predict(observation, state=member_state, episode_start=episode_start,
+                                                deterministic=deterministic)
+            actions.append(np.asarray(action, dtype=np.float64))
+            new_states.append(next_state)
+        median = np.median(np.stack(actions), axis=0).astype(np.float32)
+        return median, (new_states if any(s is not None for s in new_states) else None)
+
+
 def evaluation_config(config: EnvConfig) -> EnvConfig:
     """The env config for evaluation: one episode over the whole span (no random starts)."""
     return replace(config, episode_bars=None)

@@ -16,6 +16,7 @@ Examples:
     python scripts/evaluate.py --baseline vol_target --config agents/hyperparams/ppo_ecb.yaml   # test from 2018
     python scripts/evaluate.py --baseline vol_target --source ecb --symbols EURCHF --train-end 2013-12-31 \
         --validation-end 2017-12-31 --config agents/hyperparams/ppo_ecb.yaml
+    python scripts/evaluate.py --model runs/train-ppo-sample-s0-<time> --model runs/train-ppo-sample-s1-<time>
     python scripts/evaluate.py --list-baselines
 """
 
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES, make_baseline  # noqa: E402
-from agents.evaluation import evaluation_config, run_policy  # noqa: E402
+from agents.evaluation import SeedEnsemble, evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
 from simulator.cli import ArgumentParser, guard, prepare_out  # noqa: E402
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     who = parser.add_mutually_exclusive_group()
-    who.add_argument("--model", type=Path, help="training run folder (uses best_model.zip) or a model .zip")
+    who.add_argument("--model", type=Path, action="append",
+                     help="training run folder (uses best_model.zip) or a model .zip; repeat it for a seed "
+                          "ensemble (the median of the models' actions; same env config)")
     who.add_argument("--baseline", choices=sorted(BASELINES), help="a rule-based sizing baseline")
     who.add_argument("--list-baselines", action="store_true", help="list the baselines and exit")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -81,12 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     prepare_out(args.out)
     try:
         if args.model is not None:
-            model_path, run_dir = resolve_model(args.model)
+            resolved_models = [resolve_model(m) for m in args.model]
+            run_dir = resolved_models[0][1]
             config_path = args.config or run_dir / "config.yaml"
             if not config_path.is_file():
                 raise FileNotFoundError(f"{config_path}: no training config next to the model — pass --config")
-            policy = load_trained_policy(model_path, name="ppo")
-            label = f"ppo:{run_dir.name}"
+            members = [load_trained_policy(path, name="ppo") for path, _ in resolved_models]
+            if len(members) == 1:
+                policy, label = members[0], f"ppo:{run_dir.name}"
+            else:
+                envs = {str(load_yaml(d / "config.yaml").get("env")) for _, d in resolved_models}
+                if len(envs) > 1:
+                    raise ConfigError("the --model runs were trained in different env configs: a seed ensemble "
+                                      "needs one (train them with train.py --seeds)")
+                policy = SeedEnsemble(members)
+                label = f"ensemble:{len(members)} seeds"
         else:
             config_path = args.config or DEFAULT_CONFIG
             policy = make_baseline(args.baseline, **parse_params(args.param))

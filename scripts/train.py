@@ -15,6 +15,7 @@ Examples:
     python scripts/train.py --config agents/hyperparams/ppo_constrained.yaml
     python scripts/train.py --config agents/hyperparams/ppo_planted_edge.yaml --seed 1 --timesteps 300000
     python scripts/train.py --config agents/hyperparams/ppo_ecb.yaml --timesteps 4096
+    python scripts/train.py --seeds 0 1 2 3 4          # five training seeds, one run folder each
     python scripts/train.py --source ecb --symbols EURUSD USDJPY GBPUSD --train-end 2013-12-31 \
         --validation-end 2017-12-31 --config agents/hyperparams/ppo_ecb.yaml
 """
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="continue a killed run from its last checkpoint (other options are ignored)")
     parser.add_argument("--timesteps", type=int, help="override total_timesteps")
-    parser.add_argument("--seed", type=seed_int, help="override seed")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=seed_int, help="override seed")
+    seeds.add_argument("--seeds", type=seed_int, nargs="+", metavar="SEED",
+                       help="train one run per seed (runs named <name>-s<seed>), one after the other")
     parser.add_argument("--n-envs", type=int, help="override n_envs (parallel accounts)")
     parser.add_argument("--name", help="override the run name")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
@@ -59,14 +63,39 @@ def main(argv: list[str] | None = None) -> int:
             config = with_overrides(TrainConfig.from_yaml(args.config), total_timesteps=args.timesteps,
                                     seed=args.seed, n_envs=args.n_envs, name=args.name)
             config = with_data_arguments(config, args)
-            path = train(config, runs_root=args.out, argv=sys.argv if argv is None else ["train.py", *argv],
-                         progress=not args.no_progress)
+            command = sys.argv if argv is None else ["train.py", *argv]
+            if args.seeds:
+                if len(set(args.seeds)) != len(args.seeds):
+                    raise ConfigError(f"--seeds repeats a seed: {args.seeds}")
+                paths = [train(with_overrides(config, seed=s, name=f"{config.name}-s{s}"), runs_root=args.out,
+                               argv=command, progress=not args.no_progress) for s in args.seeds]
+                print(seed_table(paths))
+                for p in paths:
+                    print(f"run folder: {p}")
+                print(f"tensorboard --logdir {args.out}")
+                print("seed ensemble (median action): python scripts/evaluate.py "
+                      + " ".join(f"--model {p}" for p in paths))
+                return 0
+            path = train(config, runs_root=args.out, argv=command, progress=not args.no_progress)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"run folder: {path}")
     print(f"tensorboard --logdir {path / 'tensorboard'}")
     return 0
+
+
+def seed_table(paths: list[Path]) -> str:
+    """Validation results of the seeds side by side: the kept checkpoint and its figures, per seed."""
+    from agents.training_curves import training_summary
+
+    lines = ["seed  kept checkpoint          validation Sharpe  (final)"]
+    for p in paths:
+        s = training_summary(p)
+        kept = "none eligible" if s["best_step"] is None else f"step {s['best_step']:,}"
+        lines.append(f"{str(s['seed']):>4}  {kept:<24} {s['best_validation_sharpe']:>17.2f}  "
+                     f"({s['final_validation_sharpe']:.2f})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -302,3 +302,44 @@ def test_a_run_with_no_eligible_checkpoint_has_no_best_model_and_says_why(tmp_pa
     assert all(not h["eligible"] for h in metrics["validation"])
     with pytest.raises(ModelFileError, match="no checkpoint passed the selection rule"):
         resolve_model(run)
+
+
+class _Constant:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        return np.full((observation.shape[0], 2), self.value, dtype=np.float32), None
+
+
+def test_seed_ensemble_acts_with_the_median_action() -> None:
+    from agents.evaluation import SeedEnsemble
+
+    ensemble = SeedEnsemble([_Constant(v) for v in (-0.5, 0.9, 0.1)])
+    action, state = ensemble.predict(np.zeros((3, 4), dtype=np.float32))
+    np.testing.assert_array_equal(action, np.full((3, 2), 0.1, dtype=np.float32))
+    assert state is None
+
+
+@pytest.mark.slow
+def test_train_several_seeds_then_evaluate_their_ensemble(tmp_path, capsys) -> None:
+    from tests.conftest import load_script
+
+    base = TrainConfig.from_yaml(HYPERPARAMS_DIR / "ppo_planted_edge.yaml")
+    cfg = replace(base, n_envs=4, total_timesteps=256, eval_every=256, checkpoint_every=256,
+                  data=replace(base.data, n_bars=2000), env=replace(base.env, episode_bars=100),
+                  ppo=replace(base.ppo, n_steps=64, batch_size=128, n_epochs=1),
+                  selection=replace(base.selection, max_drawdown=1.0, max_time_over_limit=1.0))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    out = tmp_path / "runs"
+    assert load_script("train").main(["--config", str(path), "--seeds", "3", "4", "--out", str(out),
+                                      "--no-progress"]) == 0
+    runs = sorted(p for p in out.iterdir() if p.name.startswith("train-"))
+    assert [yaml.safe_load((r / "config.yaml").read_text())["seed"] for r in runs] == [3, 4]
+    printed = capsys.readouterr().out
+    assert "seed  kept checkpoint" in printed and "seed ensemble" in printed
+    rc = load_script("evaluate").main(["--model", str(runs[0]), "--model", str(runs[1]), "--split", "validation",
+                                       "--out", str(out)])
+    assert rc == 0
+    assert "ensemble:2 seeds on the validation split" in capsys.readouterr().out
