@@ -12,7 +12,7 @@ Examples:
     python scripts/evaluate.py --model runs/train-ppo-sample-20261201-120000
     python scripts/evaluate.py --model runs/train-ppo-sample-20261201-120000/model.zip --split validation
     python scripts/evaluate.py --baseline vol_target
-    python scripts/evaluate.py --model runs/train-ppo-sample-s0-<time> --model runs/train-ppo-sample-s1-<time>  # ensemble
+    python scripts/evaluate.py --baseline fixed_fraction --param leverage=2 --config agents/hyperparams/ppo_planted_edge.yaml
     python scripts/evaluate.py --baseline vol_target --config agents/hyperparams/ppo_ecb.yaml   # test from 2018
     python scripts/evaluate.py --baseline vol_target --source ecb --symbols EURCHF --train-end 2013-12-31 \
         --validation-end 2017-12-31 --config agents/hyperparams/ppo_ecb.yaml
