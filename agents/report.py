@@ -1048,16 +1048,19 @@ def _shade(ax: Any, window: tuple[pd.Timestamp, pd.Timestamp] | None, is_time: b
 
 
 def plot_heatmap(matrix: pd.DataFrame, path: str | Path, *, title: str, fmt: str = "{:.2f}", cmap: str = "RdYlGn",
-                 center: float | None = 0.0, colorbar_label: str = "", scale: float = 1.0) -> Path:
+                 center: float | None = 0.0, colorbar_label: str = "", scale: float = 1.0,
+                 floor: float | None = None) -> Path:
     """Policy × scenario heatmap with every cell annotated (``fmt`` of value × ``scale``; NaN: n/a).
 
     ``center`` (in the scaled units) is the midpoint of a diverging scale whose limits are
     symmetric about it (:func:`agents.report_style.diverging_limits`): Sharpe 0, or a risk
-    limit; pass ``None`` for a plain min–max range. A matrix that is 0 everywhere is painted one
-    neutral grey without a colour bar, and the title says "0 everywhere".
+    limit; ``floor`` cuts the lower limit where values cannot go (0 for a drawdown), the centre
+    staying the colours' midpoint; pass ``center=None`` for a plain min–max range. A matrix
+    that is 0 everywhere is painted one neutral grey without a colour bar, and the title says
+    "0 everywhere".
     """
     from matplotlib import colormaps
-    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm
 
     path = Path(path)
     values = matrix.to_numpy(np.float64) * scale
@@ -1067,13 +1070,16 @@ def plot_heatmap(matrix: pd.DataFrame, path: str | Path, *, title: str, fmt: str
     zero = is_all_zero(values)
     cm = (ListedColormap(["#e6e6e6"]) if zero else colormaps[cmap]).with_extremes(bad="#f4f4f4")
     finite = values[np.isfinite(values)]
-    if center is not None or zero:
-        lo, hi = diverging_limits(values, 0.0 if center is None else center)
+    if center is not None and not zero:
+        lo, hi = diverging_limits(values, center, floor=floor)
+        norm = TwoSlopeNorm(center, lo, hi) if lo < center < hi else Normalize(lo, hi)
+    elif zero:
+        norm = Normalize(-1.0, 1.0)
     else:
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if hi == lo:
             lo, hi = lo - 0.5, hi + 0.5
-    norm = Normalize(lo, hi)
+        norm = Normalize(lo, hi)
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cm, norm=norm, aspect="auto")
     ax.set_xticks(range(n_cols), [str(c) for c in matrix.columns], rotation=30, ha="right")
     ax.set_yticks(range(n_rows), [str(i) for i in matrix.index])
@@ -1613,19 +1619,21 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
     plots: dict[str, Path] = {}
     sharpe = scenario_matrix(results, "sharpe_ratio", order, scenarios)
     plots["heatmap_sharpe"] = plot_heatmap(sharpe, folder / "heatmap_sharpe.png",
-                                           title="Mean Sharpe ratio (annualised) over seeds", cmap="RdYlGn",
-                                           center=0.0, colorbar_label="Sharpe ratio")
+                                           title="Mean Sharpe ratio (annualised) over seeds; centre: 0",
+                                           cmap="RdYlGn", center=0.0, colorbar_label="Sharpe ratio")
     dd = scenario_matrix(results, "max_drawdown", order, scenarios)
-    plots["heatmap_drawdown"] = plot_heatmap(dd, folder / "heatmap_drawdown.png",
-                                             title="Mean max drawdown over seeds (%)", fmt="{:.1f}", cmap="RdYlGn_r",
-                                             center=100.0 * settings.drawdown_limit,
-                                             colorbar_label="max drawdown (%, centre: the limit)", scale=100.0)
+    plots["heatmap_drawdown"] = plot_heatmap(
+        dd, folder / "heatmap_drawdown.png",
+        title=f"Mean max drawdown over seeds (%); centre (yellow): the {settings.drawdown_limit:.0%} limit",
+        fmt="{:.1f}", cmap="RdYlGn_r", center=100.0 * settings.drawdown_limit,
+        colorbar_label="max drawdown (%, centre: the limit)", scale=100.0, floor=0.0)
     tol = scenario_matrix(results, "time_over_limit", order, scenarios)
     if np.isfinite(tol.to_numpy()).any():
         plots["heatmap_time_over_limit"] = plot_heatmap(
-            tol, folder / "heatmap_time_over_limit.png", title="Mean time over the VaR limit (% of bars)",
-            fmt="{:.1f}", cmap="RdYlGn_r", center=100.0 * settings.time_over_limit_tolerance,
-            colorbar_label="% of bars over limit (centre: tolerance)", scale=100.0)
+            tol, folder / "heatmap_time_over_limit.png",
+            title=f"Mean time over the VaR limit (% of bars); centre: the {settings.time_over_limit_tolerance:.0%} "
+                  f"tolerance", fmt="{:.1f}", cmap="RdYlGn_r", center=100.0 * settings.time_over_limit_tolerance,
+            colorbar_label="% of bars over limit (centre: tolerance)", scale=100.0, floor=0.0)
     focus = settings.scenario or severest_scenario(results)
 
     def seed_for(scenario: str) -> int:

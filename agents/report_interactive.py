@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,16 +88,27 @@ def _stamp(value: pd.Timestamp) -> str:
 
 
 def _shade(fig: Any, window: Window, index: pd.DatetimeIndex | None, **where: Any) -> None:
-    """Shade the stress window, at least 1.2% of the axis wide (a one-bar gap stays visible)."""
-    if window is None or index is None or not len(index):
+    """Shade the stress window, at least 1.2% of the axis wide (a one-bar gap stays visible), labelled once.
+
+    ``index``: the bar times on the axis (the x-range is pinned to them, so nothing widens it).
+    """
+    if index is None or not len(index):
+        return
+    fig.update_xaxes(range=[_stamp(index[0]), _stamp(index[-1])])
+    if window is None:
         return
     start = window[0].tz_convert("UTC").tz_localize(None)
     end = window[1].tz_convert("UTC").tz_localize(None)
     lo, hi = visible_window(start, end, index[0], index[-1])
     widened = (lo, hi) != (start, end)
-    label = "stress window" + (" (drawn wider to be visible)" if widened else "")
-    fig.add_vrect(x0=_stamp(lo), x1=_stamp(hi), fillcolor="#E69F00", opacity=0.18, line_width=0, layer="below",
-                  annotation_text=label, annotation_position="top left", annotation_font_size=11, **where)
+    label = (f"stress window {_stamp(start)} to {_stamp(end)} UTC" + (" (band drawn wider to be visible)"
+                                                                      if widened else ""))
+    fig.add_vrect(x0=_stamp(lo), x1=_stamp(hi), fillcolor="#E69F00", opacity=0.22, line_width=0, layer="below",
+                  **where)
+    right = (lo - index[0]) > (index[-1] - hi)  # label on the side with room
+    fig.add_annotation(x=_stamp(lo if right else hi), y=1.0, xref="x", yref="paper", yanchor="top",
+                       xanchor="right" if right else "left", text=label, showarrow=False,
+                       font={"size": 11, "color": "#8a5a00"})
 
 
 def _layout(fig: Any, title: str, height: int) -> None:
@@ -131,7 +140,8 @@ def figure_equity_drawdown_position(inputs: InteractiveInputs) -> Any:
             continue
         style: PolicyStyle = styles[p]
         x, idx = _x(frame)
-        index = idx if idx is not None else index
+        if idx is not None:
+            index = idx if index is None else index.union(idx)
         equity = frame["equity"].to_numpy(np.float64)
         start = np.concatenate([frame["equity_before"].to_numpy(np.float64)[:1], equity])
         dd = -100.0 * drawdown_series(start)[1:]
@@ -200,7 +210,7 @@ def figure_heatmap(inputs: InteractiveInputs, metric: str) -> Any:
         title = title.split(",")[0] + " — 0 everywhere (no policy was ever over the limit)" \
             if metric == "time_over_limit" else title.split(",")[0] + " — 0 everywhere"
     else:
-        lo, hi = diverging_limits(z, center)
+        lo, hi = diverging_limits(z, center, floor=None if higher_better else 0.0)
         trace = go.Heatmap(colorscale="RdYlGn", reversescale=not higher_better, zmid=center, zmin=lo, zmax=hi,
                            colorbar={"title": {"text": unit}}, **common)
     fig = go.Figure(trace)

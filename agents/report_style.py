@@ -176,19 +176,25 @@ def is_all_zero(values: np.ndarray | pd.DataFrame) -> bool:
     return bool(v.size) and not v.any()
 
 
-def diverging_limits(values: np.ndarray | pd.DataFrame, center: float) -> tuple[float, float]:
-    """Colour limits symmetric about ``center`` that hold every finite value.
+def diverging_limits(values: np.ndarray | pd.DataFrame, center: float, *, floor: float | None = None
+                     ) -> tuple[float, float]:
+    """Colour limits symmetric about ``center`` that hold every finite value, cut at ``floor``.
 
     Why symmetric: a diverging scale is read as "good side, bad side"; with limits −0.4…2.0
-    around 0, a Sharpe of −0.4 would be painted as dark as one of 2.0. Falls back to
-    ``center ± 1`` when there is nothing to scale (no finite value, or all at the centre).
+    around 0, a Sharpe of −0.4 would be painted as dark as one of 2.0. ``floor``: the smallest
+    value the quantity can take (0 for a drawdown), so the colour bar shows no impossible
+    values; the centre stays the midpoint of the colours. Falls back to ``center ± 1`` (or
+    ``± |center|``) when there is nothing to scale (no finite value, or all at the centre).
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     reach = float(np.max(np.abs(v - center))) if v.size else 0.0
     if reach <= 0:
         reach = 1.0 if center == 0 else abs(center)
-    return center - reach, center + reach
+    low = center - reach
+    if floor is not None and floor < center:
+        low = max(low, floor)
+    return low, center + reach
 
 
 def trades(frame: pd.DataFrame | None) -> bool:

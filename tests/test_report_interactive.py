@@ -22,7 +22,6 @@ import yaml
 from agents.report import build_report, plot_heatmap
 from agents.report_interactive import InteractiveInputs, figure_heatmap
 from agents.report_style import (
-    AccountUnits,
     account_units,
     diverging_limits,
     policy_styles,
@@ -30,7 +29,7 @@ from agents.report_style import (
     visible_window,
 )
 from simulator.metrics import summarise
-from tests.test_report import BPY, N_BARS, SCENARIOS, SEEDS, SETTINGS, START_EQUITY, make_run
+from tests.test_report import BPY, SCENARIOS, SEEDS, SETTINGS, START_EQUITY, make_run
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
