@@ -1831,11 +1831,12 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
 
     atomic_write_text(folder / "report.md", md_text)
     atomic_write_text(folder / "report.html", render_html(md_text, folder, title=title))
-    focus_seed = seed_for(focus) if focus else None
+    shown = focus or (BASELINE_SCENARIO if has_test else None)  # the test data when nothing is stressed
+    shown_seed = seed_for(shown) if shown else None
     interactive = _write_interactive(
         folder / "interactive.html", title=title, verdict_text=text, ranking=ranking, head=head,
         notes=[*identical_notes, *invariant_notes, *skipped], order=order, units=units, store=store,
-        scenario=focus, seed=focus_seed, window=_window(results, focus, focus_seed) if focus else None,
+        scenario=shown, seed=shown_seed, window=_window(results, shown, shown_seed) if shown else None,
         matrices={m: scenario_matrix(results, m, order, scenarios)
                   for m in ("sharpe_ratio", "total_return", "max_drawdown", "time_over_limit")},
         settings=settings, pnl_policy=var_policy if pnl_key else None, nominal_rate=nominal,

@@ -258,3 +258,14 @@ def test_interactive_page_renders_in_headless_chromium_without_errors(report, tm
     assert not hidden and "planted failure" in text and "notAFunction" in text
     logged = "\n".join(_console_messages(log))
     assert "planted failure" in logged and "notAFunction" in logged
+
+
+def test_without_stressed_scenarios_the_page_shows_the_test_data(tmp_path) -> None:
+    run = make_run(tmp_path)
+    results = pd.read_csv(run / "results.csv")
+    results[results["scenario"] == "baseline"].to_csv(run / "results.csv", index=False)
+    result = build_report(run, settings=SETTINGS)
+    assert "equity_drawdown_position" in result.interactive_plots and "pnl_var" not in result.interactive_plots
+    fig = _figures(result.interactive.read_text(encoding="utf-8"))["equity_drawdown_position"]
+    assert "baseline" in fig["layout"]["title"]["text"]
+    assert fig["layout"]["yaxis"]["title"]["text"] == "equity, account currency (start 100,000)"
