@@ -19,7 +19,8 @@ Input: a run folder written by ``scripts/stress_test.py``:
 
 Output (:func:`build_report`): a fresh folder ``report/`` (``report-2/``, ... when taken) with
 ``report.md``, a self-contained ``report.html`` (plots embedded as base64), the PNG plots,
-``ranking.csv``, ``scenarios.csv`` and ``summary.yaml``. It is built in a hidden temporary
+``interactive.html`` (Plotly, offline: :mod:`agents.report_interactive`), ``ranking.csv``,
+``scenarios.csv`` and ``summary.yaml``. It is built in a hidden temporary
 folder next to it and renamed into place, so a report folder is always complete and an earlier
 one is never touched.
 
@@ -68,6 +69,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from agents.report_style import (
+    AccountUnits,
+    PolicyStyle,
+    account_units,
+    diverging_limits,
+    is_all_zero,
+    policy_styles,
+    robust_limits,
+    trades,
+    visible_window,
+)
 from simulator.configuration import safe_load
 from simulator.errors import ConfigError, DataError
 from simulator.metrics import bars_per_year as _bars_per_year_from_index
@@ -928,8 +940,11 @@ def markdown_table(frame: pd.DataFrame, *, left: Iterable[str] = ()) -> str:
     return "\n".join([fmt(head), rule, *(fmt(r) for r in body)])
 
 
-def headline_table(ranking: pd.DataFrame) -> pd.DataFrame:
-    """The ranking as display strings: two rows per policy (stressed runs first, then the test data)."""
+def headline_table(ranking: pd.DataFrame, *, money: str = "account currency") -> pd.DataFrame:
+    """The ranking as display strings: two rows per policy (stressed runs first, then the test data).
+
+    ``money`` names the currency of the costs column (``USD``; ``account currency`` when unknown).
+    """
     rows = []
     stressed_any = int(ranking["stressed_runs"].sum()) > 0
     parts = (("stressed", "stressed"), ("test", "test data")) if stressed_any else (("test", "test data"),)
@@ -950,13 +965,13 @@ def headline_table(ranking: pd.DataFrame) -> pd.DataFrame:
                 "worst max DD": _pct(r[f"{part}_worst_max_drawdown"]),
                 "time over limit": _pct(r[f"{part}_time_over_limit"], 2),
                 "stop-outs": f"{int(r[f'{part}_stopped_runs'])}/{n}",
-                "mean costs": _money(r[f"{part}_costs_paid"]),
+                f"mean costs, {money}": _money(r[f"{part}_costs_paid"]),
                 "runs": str(n),
             })
     return pd.DataFrame(rows)
 
 
-def _scenario_display(summary: pd.DataFrame) -> pd.DataFrame:
+def _scenario_display(summary: pd.DataFrame, money: str = "account currency") -> pd.DataFrame:
     rows = []
     for _, r in summary.iterrows():
         exc = "n/a" if not math.isfinite(r["var_exceptions_total"]) else (
@@ -976,7 +991,7 @@ def _scenario_display(summary: pd.DataFrame) -> pd.DataFrame:
             "margin calls": "n/a" if not math.isfinite(r["margin_calls_total"]) else str(int(r["margin_calls_total"])),
             "stop-outs": f"{int(r['stopped_runs'])}/{int(r['runs'])}",
             "turnover (x equity)": _f(r["turnover_x_equity_mean"], 1),
-            "mean costs": costs,
+            f"mean costs, {money}": costs,
         })
     return pd.DataFrame(rows)
 
@@ -1003,11 +1018,9 @@ def _save(fig: Any, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _colours(policies: Sequence[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {p: cmap(i % 10) for i, p in enumerate(policies)}
+def _styles(policies: Sequence[str], styles: Mapping[str, PolicyStyle] | None) -> Mapping[str, PolicyStyle]:
+    """The given styles, or fresh ones (:func:`agents.report_style.policy_styles`) for ``policies``."""
+    return styles if styles is not None and all(p in styles for p in policies) else policy_styles(policies)
 
 
 def _x(frame: pd.DataFrame) -> tuple[np.ndarray, bool]:
@@ -1022,34 +1035,53 @@ def _naive(stamp: pd.Timestamp) -> np.datetime64:
     return stamp.tz_convert("UTC").tz_localize(None).to_datetime64()
 
 
-def _shade(ax: Any, window: tuple[pd.Timestamp, pd.Timestamp] | None, is_time: bool, label: bool = True) -> None:
+def _shade(ax: Any, window: tuple[pd.Timestamp, pd.Timestamp] | None, is_time: bool, label: bool = True,
+           x: np.ndarray | None = None) -> None:
+    """Shade the stress window; at least 1.2% of the x-range ``x`` wide, so a one-bar gap is not a hairline."""
     if window is None or not is_time:
         return
-    ax.axvspan(_naive(window[0]), _naive(window[1]), color="orange", alpha=0.15,
-               label="stress window" if label else None)
+    lo, hi = _naive(window[0]), _naive(window[1])
+    widened = False
+    if x is not None and len(x) > 1:
+        wlo, whi = visible_window(lo, hi, np.min(x), np.max(x))
+        widened, lo, hi = (wlo, whi) != (lo, hi), wlo, whi
+    ax.axvspan(lo, hi, color="#E69F00", alpha=0.2,
+               label=("stress window" + (" (drawn wider)" if widened else "")) if label else None)
 
 
 def plot_heatmap(matrix: pd.DataFrame, path: str | Path, *, title: str, fmt: str = "{:.2f}", cmap: str = "RdYlGn",
-                 center: float | None = 0.0, colorbar_label: str = "", scale: float = 1.0) -> Path:
+                 center: float | None = 0.0, colorbar_label: str = "", scale: float = 1.0,
+                 floor: float | None = None) -> Path:
     """Policy × scenario heatmap with every cell annotated (``fmt`` of value × ``scale``; NaN: n/a).
 
-    ``center`` puts the colour map's midpoint there (e.g. Sharpe 0) when the values straddle it;
-    pass ``None`` for a plain range (e.g. drawdowns with ``cmap="Reds"``).
+    ``center`` (in the scaled units) is the midpoint of a diverging scale whose limits are
+    symmetric about it (:func:`agents.report_style.diverging_limits`): Sharpe 0, or a risk
+    limit; ``floor`` cuts the lower limit where values cannot go (0 for a drawdown), the centre
+    staying the colours' midpoint; pass ``center=None`` for a plain min–max range. A matrix
+    that is 0 everywhere is painted one neutral grey without a colour bar, and the title says
+    "0 everywhere".
     """
     from matplotlib import colormaps
-    from matplotlib.colors import Normalize, TwoSlopeNorm
+    from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm
 
     path = Path(path)
     values = matrix.to_numpy(np.float64) * scale
     n_rows, n_cols = values.shape
     fig, axes = _figure(figsize=(max(5.0, 1.4 * n_cols + 3.0), max(2.5, 0.55 * n_rows + 1.8)))
     ax = axes[0, 0]
-    cm = colormaps[cmap].with_extremes(bad="#dddddd")
+    zero = is_all_zero(values)
+    cm = (ListedColormap(["#e6e6e6"]) if zero else colormaps[cmap]).with_extremes(bad="#f4f4f4")
     finite = values[np.isfinite(values)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if hi == lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    norm = TwoSlopeNorm(center, lo, hi) if center is not None and lo < center < hi else Normalize(lo, hi)
+    if center is not None and not zero:
+        lo, hi = diverging_limits(values, center, floor=floor)
+        norm = TwoSlopeNorm(center, lo, hi) if lo < center < hi else Normalize(lo, hi)
+    elif zero:
+        norm = Normalize(-1.0, 1.0)
+    else:
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if hi == lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        norm = Normalize(lo, hi)
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cm, norm=norm, aspect="auto")
     ax.set_xticks(range(n_cols), [str(c) for c in matrix.columns], rotation=30, ha="right")
     ax.set_yticks(range(n_rows), [str(i) for i in matrix.index])
@@ -1062,48 +1094,64 @@ def plot_heatmap(matrix: pd.DataFrame, path: str | Path, *, title: str, fmt: str
                 ax.text(j, i, fmt.format(v), ha="center", va="center", color=colour, fontsize=9)
             else:
                 ax.text(j, i, "n/a", ha="center", va="center", color="black", fontsize=9)
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, label=colorbar_label)
+    ax.set_title(f"{title} — 0 everywhere" if zero else title)
+    if not zero:
+        fig.colorbar(image, ax=ax, label=colorbar_label)
     return _save(fig, path)
 
 
 def plot_equity_drawdown(store: CellStore, policies: Sequence[str], scenario: str, seed: int, path: str | Path, *,
                          window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
-                         colours: Mapping[str, Any] | None = None) -> Path:
-    """Equity (relative to the starting equity) and drawdown (%) of each policy for one scenario and seed.
+                         styles: Mapping[str, PolicyStyle] | None = None,
+                         units: AccountUnits | None = None) -> Path:
+    """Equity (account currency) and drawdown (% of peak) of each policy for one scenario and seed.
 
-    A run that was stopped out ends with an ``x``; the stress window, when given, is shaded.
+    One colour and dash pattern per policy (:func:`agents.report_style.policy_styles`), so
+    overlapping lines stay apart; the equity axis names the currency and the starting equity. A
+    run that was stopped out ends with an ``x``; the stress window, when given, is shaded.
     """
     path = Path(path)
-    colours = colours or _colours(policies)
-    fig, axes = _figure(2, 1, figsize=(10, 6), sharex=True, height_ratios=(2, 1))
+    styles = _styles(policies, styles)
+    units = units or AccountUnits(None, math.nan)
+    fig, axes = _figure(2, 1, figsize=(10, 6.4), sharex=True, height_ratios=(2, 1))
     ax_eq, ax_dd = axes[0, 0], axes[1, 0]
     is_time = False
+    x_all: list[np.ndarray] = []
     for p in policies:
         frame = store.get(p, scenario, seed)
         if frame is None:
             continue
         x, is_time = _x(frame)
+        x_all.append(x)
         equity = np.concatenate([frame["equity_before"].to_numpy()[:1], frame["equity"].to_numpy()])
-        rel = equity / equity[0]
         dd = drawdown_series(equity)[1:]
         stopped = bool(frame["stopped_out"].any())
         label = p + (" (stopped out)" if stopped else "")
-        ax_eq.plot(x, rel[1:], color=colours[p], lw=1.2, label=label)
-        ax_dd.plot(x, -100 * dd, color=colours[p], lw=1.0)
+        style = styles[p]
+        ax_eq.plot(x, equity[1:], color=style.colour, ls=style.mpl_dash, lw=1.4, label=label)
+        ax_dd.plot(x, -100 * dd, color=style.colour, ls=style.mpl_dash, lw=1.1)
         if stopped:
-            ax_eq.plot(x[-1:], rel[-1:], "x", color=colours[p], ms=9, mew=2)
-    _shade(ax_eq, window, is_time)
-    _shade(ax_dd, window, is_time, label=False)
-    ax_eq.axhline(1.0, color="grey", lw=0.6)
-    ax_eq.set_ylabel("equity / starting equity")
-    ax_dd.set_ylabel("drawdown (%)")
-    ax_dd.set_xlabel("bar (UTC)" if is_time else "bar index t")
+            ax_eq.plot(x[-1:], equity[-1:], "x", color=style.colour, ms=9, mew=2)
+    span = np.concatenate(x_all) if x_all else None
+    _shade(ax_eq, window, is_time, x=span)
+    _shade(ax_dd, window, is_time, label=False, x=span)
+    if math.isfinite(units.initial_equity):
+        ax_eq.axhline(units.initial_equity, color="grey", lw=0.6)
+    ax_eq.set_ylabel(units.axis("equity"))
+    ax_eq.yaxis.set_major_formatter(_thousands())
+    ax_dd.set_ylabel("drawdown, % of peak")
+    ax_dd.set_xlabel("bar time (UTC)" if is_time else "bar index t")
     ax_eq.set_title(f"Equity and drawdown: {scenario}, seed {seed}")
-    ax_eq.legend(loc="best", fontsize=8)
+    ax_eq.legend(loc="best", fontsize=8, ncols=2 if len(policies) > 5 else 1, handlelength=3.5)
     for ax in (ax_eq, ax_dd):
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
 
 
 def _zoom(x: np.ndarray, window: tuple[pd.Timestamp, pd.Timestamp] | None, is_time: bool) -> np.ndarray:
@@ -1119,32 +1167,35 @@ def _zoom(x: np.ndarray, window: tuple[pd.Timestamp, pd.Timestamp] | None, is_ti
 
 def plot_position_size(store: CellStore, policies: Sequence[str], scenario: str, seed: int, path: str | Path, *,
                        window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
-                       colours: Mapping[str, Any] | None = None) -> Path:
+                       styles: Mapping[str, PolicyStyle] | None = None) -> Path:
     """Position size — gross exposure / equity (×, account currency over account currency) — through the window.
 
     Shows the stress window (shaded) plus its own length (at least 20 bars) on each side, so
     the reader sees who cut risk going in and who was still fully invested.
     """
     path = Path(path)
-    colours = colours or _colours(policies)
+    styles = _styles(policies, styles)
     fig, axes = _figure(figsize=(10, 4.5))
     ax = axes[0, 0]
     is_time = False
+    x_all: list[np.ndarray] = []
     for p in policies:
         frame = store.get(p, scenario, seed)
         if frame is None:
             continue
         x, is_time = _x(frame)
         keep = _zoom(x, window, is_time)
+        x_all.append(x[keep])
         stopped = bool(frame["stopped_out"].any())
-        ax.plot(x[keep], frame["leverage"].to_numpy()[keep], color=colours[p], lw=1.2,
+        style = styles[p]
+        ax.plot(x[keep], frame["leverage"].to_numpy()[keep], color=style.colour, ls=style.mpl_dash, lw=1.4,
                 label=p + (" (stopped out)" if stopped else ""))
-    _shade(ax, window, is_time)
-    ax.set_ylabel("gross exposure / equity (x)")
-    ax.set_xlabel("bar (UTC)" if is_time else "bar index t")
+    _shade(ax, window, is_time, x=np.concatenate(x_all) if x_all else None)
+    ax.set_ylabel("gross exposure / equity (×)")
+    ax.set_xlabel("bar time (UTC)" if is_time else "bar index t")
     ax.set_title(f"Position size through the stress window: {scenario}, seed {seed}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=8, ncols=2 if len(policies) > 5 else 1, handlelength=3.5)
     return _save(fig, path)
 
 
@@ -1159,12 +1210,30 @@ def var_exception_stats(frame: pd.DataFrame) -> dict[str, float]:
             "rate": (float(exc.sum()) / n) if n else math.nan}
 
 
+def best_trading_policy(store: CellStore, order: Sequence[str], scenario: str, seed: int) -> str | None:
+    """The best-ranked policy of ``order`` that holds a position on this run (None: none trades or no records).
+
+    Why: the P&L-against-VaR plot of a policy that never trades (``flat``) is blank.
+    """
+    for p in order:
+        if trades(store.get(p, scenario, seed)):
+            return p
+    return None
+
+
 def plot_pnl_var(store: CellStore, policy: str, scenario: str, seed: int, path: str | Path, *,
-                 window: tuple[pd.Timestamp, pd.Timestamp] | None = None, nominal_rate: float | None = None) -> Path:
-    """Realised P&L per bar (account currency) against the −VaR band, exceptions marked, window shaded."""
+                 window: tuple[pd.Timestamp, pd.Timestamp] | None = None, nominal_rate: float | None = None,
+                 units: AccountUnits | None = None) -> Path:
+    """Realised P&L per bar (account currency) against the −VaR band, exceptions marked, window shaded.
+
+    The y-range holds the 0.5–99.5% quantiles (:func:`agents.report_style.robust_limits`), so one
+    gap bar does not flatten the rest; bars beyond it are drawn as triangles on the edge and
+    counted in a note with the largest of them.
+    """
     path = Path(path)
+    units = units or AccountUnits(None, math.nan)
     frame = store.get(policy, scenario, seed)
-    fig, axes = _figure(figsize=(10, 4.5))
+    fig, axes = _figure(figsize=(10, 4.8))
     ax = axes[0, 0]
     if frame is None:
         ax.text(0.5, 0.5, f"no per-step records for {policy} / {scenario} / seed {seed}", ha="center",
@@ -1175,19 +1244,31 @@ def plot_pnl_var(store: CellStore, policy: str, scenario: str, seed: int, path: 
     held = np.isfinite(var) & (var > 0)
     exc = held & (-pnl > var)
     stats = var_exception_stats(frame)
-    ax.vlines(x, 0, pnl, color="#4c72b0", lw=0.7, label="P&L per bar")
-    ax.plot(x, np.where(held, -var, np.nan), color="#c44e52", lw=1.0, label="-VaR (one bar)")
-    ax.plot(x[exc], pnl[exc], "v", color="#c44e52", ms=6, label=f"exceptions ({stats['exceptions']})")
-    _shade(ax, window, is_time)
+    lo, hi, _ = robust_limits(np.concatenate([pnl, -var[held]]))
+    ax.vlines(x, 0, np.clip(pnl, lo, hi), color="#0072B2", lw=0.7, label="P&L per bar")
+    ax.plot(x, np.where(held, -var, np.nan), color="#D55E00", lw=1.0, ls=(0, (6, 3)), label="-VaR (one bar)")
+    ax.plot(x[exc], np.clip(pnl[exc], lo, hi), "o", mfc="none", color="#D55E00", ms=5,
+            label=f"exceptions ({stats['exceptions']})")
+    below, above = pnl < lo, pnl > hi
+    if below.any() or above.any():
+        ax.plot(x[below], np.full(int(below.sum()), lo), "v", color="black", ms=8, clip_on=False)
+        ax.plot(x[above], np.full(int(above.sum()), hi), "^", color="black", ms=8, clip_on=False)
+        k = int(below.sum() + above.sum())
+        worst = float(pnl.min()) if below.any() else float(pnl.max())
+        ax.annotate(f"{k} bar{'s' * (k != 1)} beyond the view (triangles on the edge), largest {worst:,.0f} "
+                    f"{units.money}", xy=(0.01, 0.02), xycoords="axes fraction", fontsize=8, color="#333")
+    ax.set_ylim(lo, hi)
+    _shade(ax, window, is_time, x=x)
     ax.axhline(0, color="grey", lw=0.6)
     nominal = f" vs {nominal_rate:.1%} nominal" if nominal_rate is not None and math.isfinite(nominal_rate) else ""
     rate = "n/a" if not math.isfinite(stats["rate"]) else f"{stats['rate']:.1%}"
     ax.set_title(f"P&L against VaR: {policy} on {scenario}, seed {seed} — {stats['exceptions']} exceptions in "
                  f"{stats['bars_with_position']} bars with a position ({rate}{nominal})", fontsize=10)
-    ax.set_ylabel("account currency")
-    ax.set_xlabel("bar (UTC)" if is_time else "bar index t")
+    ax.set_ylabel(units.axis("P&L per bar"))
+    ax.yaxis.set_major_formatter(_thousands())
+    ax.set_xlabel("bar time (UTC)" if is_time else "bar index t")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), fontsize=8)
     return _save(fig, path)
 
 
@@ -1315,10 +1396,17 @@ class Report:
     deflated: dict[str, Any] | None
     plots: dict[str, Path]
     notes: list[str] = field(default_factory=list)
+    interactive_plots: list[str] = field(default_factory=list)
+    """Names of the plots on ``interactive.html`` (:data:`agents.report_interactive.PLOTS`)."""
 
     @property
     def html(self) -> Path:
         return self.path / "report.html"
+
+    @property
+    def interactive(self) -> Path:
+        """The interactive, self-contained Plotly page (``interactive.html``)."""
+        return self.path / "interactive.html"
 
     @property
     def markdown(self) -> Path:
@@ -1514,7 +1602,10 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
                             alpha=settings.alpha, drawdown_limit=settings.drawdown_limit,
                             time_over_limit_tolerance=settings.time_over_limit_tolerance)
     order = ranking["policy"].tolist()
-    colours = _colours(order)
+    styles = policy_styles(order)
+    manifest, _ = _read_yaml(run_dir / "manifest.yaml")
+    config, _ = _read_yaml(run_dir / "config.yaml")
+    units = account_units(results, config, manifest)
     stressed = [s for s in scenarios if s != BASELINE_SCENARIO]
     has_test = BASELINE_SCENARIO in scenarios
     agent, base = best_of_kind(ranking, "agent"), best_of_kind(ranking, "baseline")
@@ -1568,17 +1659,21 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
     plots: dict[str, Path] = {}
     sharpe = scenario_matrix(results, "sharpe_ratio", order, scenarios)
     plots["heatmap_sharpe"] = plot_heatmap(sharpe, folder / "heatmap_sharpe.png",
-                                           title="Mean Sharpe ratio (annualised) over seeds", cmap="RdYlGn",
-                                           center=0.0, colorbar_label="Sharpe ratio")
+                                           title="Mean Sharpe ratio (annualised) over seeds; centre: 0",
+                                           cmap="RdYlGn", center=0.0, colorbar_label="Sharpe ratio")
     dd = scenario_matrix(results, "max_drawdown", order, scenarios)
-    plots["heatmap_drawdown"] = plot_heatmap(dd, folder / "heatmap_drawdown.png",
-                                             title="Mean max drawdown over seeds (%)", fmt="{:.1f}", cmap="Reds",
-                                             center=None, colorbar_label="max drawdown (%)", scale=100.0)
+    plots["heatmap_drawdown"] = plot_heatmap(
+        dd, folder / "heatmap_drawdown.png",
+        title=f"Mean max drawdown over seeds (%); centre (yellow): the {settings.drawdown_limit:.0%} limit",
+        fmt="{:.1f}", cmap="RdYlGn_r", center=100.0 * settings.drawdown_limit,
+        colorbar_label="max drawdown (%, centre: the limit)", scale=100.0, floor=0.0)
     tol = scenario_matrix(results, "time_over_limit", order, scenarios)
     if np.isfinite(tol.to_numpy()).any():
         plots["heatmap_time_over_limit"] = plot_heatmap(
-            tol, folder / "heatmap_time_over_limit.png", title="Mean time over the VaR limit (% of bars)",
-            fmt="{:.1f}", cmap="Oranges", center=None, colorbar_label="% of bars over limit", scale=100.0)
+            tol, folder / "heatmap_time_over_limit.png",
+            title=f"Mean time over the VaR limit (% of bars); centre: the {settings.time_over_limit_tolerance:.0%} "
+                  f"tolerance", fmt="{:.1f}", cmap="RdYlGn_r", center=100.0 * settings.time_over_limit_tolerance,
+            colorbar_label="% of bars over limit (centre: tolerance)", scale=100.0, floor=0.0)
     focus = settings.scenario or severest_scenario(results)
 
     def seed_for(scenario: str) -> int:
@@ -1595,33 +1690,34 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
         if have(order, scenario, seed):
             key = f"equity_{i}_{_slug(scenario)}"
             plots[key] = plot_equity_drawdown(store, order, scenario, seed, folder / f"{key}.png",
-                                              window=_window(results, scenario, seed), colours=colours)
+                                              window=_window(results, scenario, seed), styles=styles, units=units)
             curves.append((scenario, seed, key))
         elif store.exists:
             notes.append(f"No per-step records for {scenario}, seed {seed}: equity curves skipped.")
-    var_policy = agent or order[0]
+    var_policy = None
     position_key = pnl_key = None
     pnl_stats = None
+    nominal = math.nan
     if focus:
         seed = seed_for(focus)
         window = _window(results, focus, seed)
         if have(order, focus, seed):
             position_key = "position_size"
             plots[position_key] = plot_position_size(store, order, focus, seed, folder / "position_size.png",
-                                                     window=window, colours=colours)
+                                                     window=window, styles=styles)
         elif store.exists:
             notes.append(f"No per-step records for {focus}, seed {seed}: position-size plot skipped.")
-        frame = store.get(var_policy, focus, seed)
+        var_policy = best_trading_policy(store, order, focus, seed)
+        frame = store.get(var_policy, focus, seed) if var_policy else None
         if frame is not None:
             g = results[(results["policy"] == var_policy) & (results["scenario"] == focus)]
             nominal = _mean(g["var_nominal_rate"])
             pnl_key = "pnl_var"
             plots[pnl_key] = plot_pnl_var(store, var_policy, focus, seed, folder / "pnl_var.png", window=window,
-                                          nominal_rate=nominal)
+                                          nominal_rate=nominal, units=units)
             pnl_stats = {**var_exception_stats(frame), "nominal": nominal, "seed": seed}
-        elif store.exists:
-            notes.append(f"No per-step records for {var_policy} on {focus}, seed {seed}: P&L-against-VaR plot "
-                         f"skipped.")
+        elif store.exists and have(order, focus, seed):
+            notes.append(f"No policy holds a position on {focus}, seed {seed}: P&L-against-VaR plot skipped.")
 
     summary = scenario_summary(results, order, scenarios)
     if store.problems:
@@ -1634,7 +1730,7 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
     footer = _footer(run_dir, argv, notes)
 
     # ---- Markdown ----
-    head = headline_table(ranking)
+    head = headline_table(ranking, money=units.money)
     headline = markdown_table(head, left=("rank", "policy", "kind", "data"))
     title = f"Which sizing policy holds up? Stress test {run_dir.name.removesuffix('.partial')}"
     md = [f"# {_md(title)}", ""]
@@ -1660,7 +1756,7 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
            f"the unstressed test span (`baseline`). Mean return: total return per run. Worst max DD: the "
            f"largest peak-to-trough fall of any run. Time over limit: share of bars with the position's VaR "
            f"above the VaR limit. Stop-outs: runs stopped out / runs. Mean costs: trading costs per run, "
-           f"account currency.", ""]
+           f"{units.money}, against a starting equity of {units.start}.", ""]
 
     md += ["## Best agent against best baseline (paired test)", ""]
     if agent is None or base is None:
@@ -1728,7 +1824,7 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
 
     md += ["## P&L against VaR", ""]
     if pnl_key and pnl_stats is not None:
-        who = "best agent" if agent else "top policy (no agent in the run)"
+        who = "best-ranked policy that trades,"
         nominal = pnl_stats["nominal"]
         md += [f"Realised P&L per bar of the {who} {_md(var_policy)} on {_md(focus)}, seed {pnl_stats['seed']}, "
                f"against minus the one-bar VaR of the position it held: {pnl_stats['exceptions']} exceptions in "
@@ -1739,7 +1835,7 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
         md += ["No stressed scenario with per-step records: skipped.", ""]
 
     md += ["## Every scenario", ""]
-    display = _scenario_display(summary)
+    display = _scenario_display(summary, units.money)
     for scenario in scenarios:
         rows = display[summary["scenario"].to_numpy() == scenario]
         label = "test data, unstressed" if scenario == BASELINE_SCENARIO else "stressed"
@@ -1755,7 +1851,8 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
                markdown_table(rows.reset_index(drop=True), left=("policy", "kind")), ""]
     md += ["Means over seeds except: max DD (worst) and worst bar are the worst run; VaR exceptions, margin calls "
            "and stop-outs are totals (stop-outs as runs stopped / runs). Turnover: notional traded / starting "
-           "equity. Costs: account currency per run, and per unit traded in basis points.", ""]
+           f"equity. Costs: {units.money} per run (starting equity {units.start}), and per unit traded in basis "
+           f"points.", ""]
 
     md += training_section(run_dir, [p for p in order if p in kinds_agent], folder, plots)
     md += ["## Method and notes", "",
@@ -1775,6 +1872,16 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
 
     atomic_write_text(folder / "report.md", md_text)
     atomic_write_text(folder / "report.html", render_html(md_text, folder, title=title))
+    shown = focus or (BASELINE_SCENARIO if has_test else None)  # the test data when nothing is stressed
+    shown_seed = seed_for(shown) if shown else None
+    interactive = _write_interactive(
+        folder / "interactive.html", title=title, verdict_text=text, ranking=ranking, head=head,
+        notes=[*identical_notes, *invariant_notes, *skipped], order=order, units=units, store=store,
+        scenario=shown, seed=shown_seed, window=_window(results, shown, shown_seed) if shown else None,
+        matrices={m: scenario_matrix(results, m, order, scenarios)
+                  for m in ("sharpe_ratio", "total_return", "max_drawdown", "time_over_limit")},
+        settings=settings, pnl_policy=var_policy if pnl_key else None, nominal_rate=nominal,
+        run_name=run_dir.name.removesuffix(".partial"))
     atomic_write_csv(folder / "ranking.csv", ranking_table(ranking), index=False)
     atomic_write_csv(folder / "ranking_full.csv", ranking, index=False)
     atomic_write_csv(folder / "scenarios.csv", summary, index=False)
@@ -1783,7 +1890,37 @@ def _write(folder: Path, run_dir: Path, results: pd.DataFrame, scenarios: list[s
         "best_baseline": base, "paired_tests": paired, "deflated_sharpe": deflated, "bars_per_year": bpy,
         "settings": settings.__dict__, "notes": notes}), sort_keys=False, allow_unicode=True))
     return {"ranking": ranking, "verdict": text, "headline": headline, "paired": paired, "deflated": deflated,
-            "plots": plots, "notes": notes}
+            "plots": plots, "notes": notes, "interactive_plots": interactive}
+
+
+def _write_interactive(path: Path, *, title: str, verdict_text: str, ranking: pd.DataFrame, head: pd.DataFrame,
+                       notes: Sequence[str], order: Sequence[str], units: AccountUnits, store: CellStore,
+                       scenario: str | None, seed: int | None, window: tuple[pd.Timestamp, pd.Timestamp] | None,
+                       matrices: Mapping[str, pd.DataFrame], settings: ReportSettings, pnl_policy: str | None,
+                       nominal_rate: float, run_name: str) -> list[str]:
+    """Write ``interactive.html`` (:mod:`agents.report_interactive`) from the numbers of this report.
+
+    Returns the names of the plots on the page.
+    """
+    from agents.report_interactive import InteractiveInputs, footer_text, render_interactive
+
+    reasons = dict(zip(ranking["policy"], ranking.get("tier_reason", pd.Series([""] * len(ranking))), strict=True))
+    rows = head.copy()
+    rows["risk test"] = [reasons.get(p, "") if p else "" for p in rows["policy"]]
+    cells = {}
+    if scenario is not None and seed is not None:
+        for p in order:
+            frame = store.get(p, scenario, seed)
+            if frame is not None:
+                cells[p] = frame
+    inputs = InteractiveInputs(
+        title=title, verdict=verdict_text, ranking_rows=rows, notes=list(notes), order=list(order), units=units,
+        scenario=scenario, seed=seed, window=window, cells=cells, matrices=dict(matrices),
+        drawdown_limit=settings.drawdown_limit, time_over_limit_tolerance=settings.time_over_limit_tolerance,
+        pnl_policy=pnl_policy, nominal_rate=nominal_rate, footer=footer_text(run_name))
+    page, drawn = render_interactive(inputs)
+    atomic_write_text(path, page)
+    return drawn
 
 
 def _plain(value: Any) -> Any:

@@ -4,8 +4,9 @@
 Reads RUN_DIR/results.csv (one row per policy, scenario and seed) and the per-step records
 RUN_DIR/cells/<policy>/<scenario>/seed-<seed>.csv.gz written by scripts/stress_test.py, and
 writes a report folder RUN_DIR/report/ (report-2/, report-3/, ... when one exists already; an
-earlier report is never touched): report.md, a self-contained report.html, PNG plots,
-ranking.csv, scenarios.csv and summary.yaml. The folder is built under a temporary name and
+earlier report is never touched): report.md, a self-contained report.html, PNG plots, an
+interactive self-contained interactive.html (Plotly, offline), ranking.csv, scenarios.csv and
+summary.yaml. The folder is built under a temporary name and
 renamed when complete. Prints the path of report.html and the headline ranking.
 
 The first screen: a ranking of the policies by mean Sharpe ratio over the stressed runs
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.verdict)
     print()
     print(f"report: {report.html}")
+    print(f"interactive report: {report.interactive}")
     return 0
 
 
