@@ -865,12 +865,16 @@ def verdict(ranking: pd.DataFrame, paired: Mapping[str, Any] | None = None, *, a
     runs = int(top[f"{part}_runs"])
     sharpe = _minus(_ci(top[f"{part}_sharpe_mean"], top[f"{part}_sharpe_low"], top[f"{part}_sharpe_high"]))
     risk = []
-    if "tier" in ranking.columns:
-        if math.isfinite(top.get(f"{part}_kupiec_p", math.nan)):
+    trades = not top.get(f"{part}_turnover_x_equity", math.nan) == 0  # a policy that never trades has no VaR
+    stated = str(top.get("tier_reason", "")) if int(top.get("tier", 0)) else ""
+    if "tier" in ranking.columns and trades:
+        if math.isfinite(top.get(f"{part}_kupiec_p", math.nan)) and "VaR exceptions" not in stated:
             risk.append(f"{int(top[f'{part}_exceptions'])} VaR exceptions against "
                         f"{top[f'{part}_expected_exceptions']:.1f} expected (Kupiec {_p(top[f'{part}_kupiec_p'])})")
-        risk.append(f"over the limit on {_pct(top[f'{part}_time_over_limit'], 2)} of bars")
-    risk.append(f"worst drawdown {_pct(top[f'{part}_worst_max_drawdown'])}")
+        if "over the VaR limit" not in stated:
+            risk.append(f"over the limit on {_pct(top[f'{part}_time_over_limit'], 2)} of bars")
+    if "worst drawdown" not in stated:
+        risk.append(f"worst drawdown {_pct(top[f'{part}_worst_max_drawdown'])}")
     detail = (f"{', '.join(risk)}; mean Sharpe {sharpe} over {runs} {'stressed ' if stressed else ''}runs, "
               f"stopped out in {int(top[f'{part}_stopped_runs'])} of {runs}")
     if int(top.get("tier", 0)) == 0:

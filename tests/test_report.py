@@ -325,3 +325,14 @@ def test_without_cells_the_report_still_ranks_and_says_what_it_skipped(tmp_path,
     assert "no paired per-step records" in result.verdict
     assert set(result.plots) == {"heatmap_sharpe", "heatmap_drawdown", "heatmap_time_over_limit"}
     assert "no cells/" in result.markdown.read_text()
+
+
+def test_the_verdict_says_each_risk_figure_once_and_none_for_a_policy_that_never_trades(run_dir) -> None:
+    results = load_results(run_dir / "results.csv")
+    ranking = rank_policies(results, rng=np.random.default_rng(0), n_resamples=200, drawdown_limit=1e-6)
+    text = verdict(ranking, None)
+    assert text.count("worst drawdown") == 1  # in the reason, not again in the figures
+    flat = results[results["policy"] == "vol_target"].assign(policy="flat", turnover_x_equity=0.0,
+                                                             var_exceptions=0)
+    ranking = rank_policies(flat, rng=np.random.default_rng(0), n_resamples=200)
+    assert "VaR exceptions" not in verdict(ranking, None)
