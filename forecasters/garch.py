@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -381,8 +382,12 @@ class WalkForwardResult:
     rejects: dict[str, int] = field(default_factory=dict)
 
 
-def walk_forward(x: np.ndarray, config: GarchConfig) -> WalkForwardResult:
-    """Walk-forward forecasts for one series ``x`` (leading NaNs allowed); row t uses x[<= t]."""
+def walk_forward(x: np.ndarray, config: GarchConfig,
+                 progress: Callable[[int], None] | None = None) -> WalkForwardResult:
+    """Walk-forward forecasts for one series ``x`` (leading NaNs allowed); row t uses x[<= t].
+
+    ``progress(1)`` is called after every refit (a tqdm bar's ``update``), if given.
+    """
     n = x.size
     k = config.residual_tails
     variance, mean, nu, lam, z_n = (np.full(n, np.nan) for _ in range(5))
@@ -404,6 +409,8 @@ def walk_forward(x: np.ndarray, config: GarchConfig) -> WalkForwardResult:
         window = x[lo : tau + 1]
         candidate, reason = fit_window_detailed(window, config, start=good)
         refits += 1
+        if progress is not None:
+            progress(1)
         if candidate is None:
             rejects[reason] += 1
         else:
@@ -452,7 +459,8 @@ class GarchForecaster(VolatilityForecaster):
     def forecast(self, market: MarketData, split: Split | None = None) -> VolForecast:
         return self.forecast_returns(market.log_returns(), market.index, market.symbols)
 
-    def forecast_returns(self, returns: np.ndarray, index, symbols: tuple[str, ...]) -> VolForecast:
+    def forecast_returns(self, returns: np.ndarray, index, symbols: tuple[str, ...],
+                         progress: Callable[[int], None] | None = None) -> VolForecast:
         """The same from a (time, pair) array of log returns (row 0 NaN) and its clock."""
         adjusted, profile_next = deseasonalise(index, returns, self.config.seasonal)
         shape = returns.shape
@@ -464,8 +472,10 @@ class GarchForecaster(VolatilityForecaster):
         z_n = np.full(shape, np.nan)
         refits = fallbacks = 0
         rejects: Counter[str] = Counter()
+        by_pair = np.zeros(shape[1], dtype=np.int64)
         for j in range(shape[1]):
-            res = walk_forward(adjusted[:, j], self.config)
+            res = walk_forward(adjusted[:, j], self.config, progress)
+            by_pair[j] = res.fallbacks
             sigma[:, j] = np.sqrt(res.variance) * profile_next[:, j]
             mu[:, j] = res.mean * profile_next[:, j]
             nu[:, j] = res.nu
@@ -476,7 +486,8 @@ class GarchForecaster(VolatilityForecaster):
             fallbacks += res.fallbacks
             rejects.update(res.rejects)
         info = {"nu": nu, "lam": lam, "mu": mu, "fallback": fallback, "dist": self.config.dist,
-                "vol": self.config.vol, "rejects": {r: int(rejects.get(r, 0)) for r in REJECT_REASONS}}
+                "vol": self.config.vol, "rejects": {r: int(rejects.get(r, 0)) for r in REJECT_REASONS},
+                "rejects_by_pair": by_pair}
         if k:
             info.update(z_lo=z_lo, z_hi=z_hi, z_n=z_n)
         return VolForecast(name=self.name, sigma=sigma, symbols=tuple(symbols), index=index,

@@ -541,14 +541,15 @@ def skewt_tail(alpha: float, nu: np.ndarray | float, lam: np.ndarray | float) ->
     the left branch maps Z to a standard t variable W: ``Z = ((1-lam) s W - a) / b`` with
     ``P(Z <= z) = (1-lam) T(w)``, so ``q = -((1-lam) s w_p - a)/b`` with ``w_p = T^-1(p/(1-lam))``
     and ``es = -(1-lam)/(b p) [(1-lam) s E_W - a p/(1-lam)]``, ``E_W = -(nu + w_p^2) f(w_p)/(nu-1)``.
-    Elementwise; NaN where ``nu <= 2``, NaN, or ``p >= (1-lam)/2``. For a short position use ``-lam``.
+    Elementwise; ``nu = inf`` (or > 1e6) is the normal limit; NaN where ``nu <= 2``, NaN, or
+    ``p >= (1-lam)/2``. For a short position use ``-lam``.
     """
     _check_alpha(alpha)
     nu = np.asarray(nu, dtype=float)
     lam = np.asarray(lam, dtype=float)
     nu, lam = np.broadcast_arrays(nu, lam)
     p = 1.0 - alpha
-    ok = np.isfinite(nu) & (nu > 2.0) & np.isfinite(lam) & (np.abs(lam) < 1.0) & (p < (1.0 - lam) / 2.0)
+    ok = ~np.isnan(nu) & (nu > 2.0) & np.isfinite(lam) & (np.abs(lam) < 1.0) & (p < (1.0 - lam) / 2.0)
     eta = np.where(ok, np.minimum(nu, _NU_NORMAL), 10.0)
     lm = np.where(ok, lam, 0.0)
     from scipy.special import gammaln
