@@ -602,3 +602,25 @@ def test_garch_var_no_lookahead(method) -> None:
     np.testing.assert_array_equal(a.var[: cut + 1], b.var[: cut + 1])
     np.testing.assert_array_equal(a.es[: cut + 1], b.es[: cut + 1])
     assert not np.allclose(a.var[cut + 20:], b.var[cut + 20:])
+
+
+def test_suite_skewt_ppf_and_cdf_match_arch() -> None:
+    from arch.univariate import SkewStudent
+
+    from forecasters.var_suite import skewt_cdf, skewt_ppf
+
+    u = np.array([0.001, 0.01, 0.3, 0.5, 0.8, 0.995])
+    for nu, lam in ((5.0, -0.3), (12.0, 0.2)):
+        ref = SkewStudent().ppf(u, [nu, lam])
+        np.testing.assert_allclose(skewt_ppf(u, nu, lam), ref, rtol=1e-10)
+        np.testing.assert_allclose(skewt_cdf(ref, nu, lam), u, rtol=1e-9)
+        np.testing.assert_allclose(SkewStudent().cdf(ref, [nu, lam]), u, rtol=1e-9)
+
+
+def test_suite_config_rejects_bad_settings_in_one_line() -> None:
+    from forecasters.var_suite import SuiteConfig
+
+    with pytest.raises(ValueError, match="unknown model 'garch-x'"):
+        SuiteConfig(models=("hs", "garch-x"))
+    with pytest.raises(ValueError, match="below tail_fraction"):
+        SuiteConfig(levels=(0.85,))
