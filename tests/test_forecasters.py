@@ -260,3 +260,28 @@ def test_no_lookahead_new_models_and_their_residual_tails(small_market, vol, dis
         np.testing.assert_array_equal(before.info[key][: t + 1], after.info[key][: t + 1])
     np.testing.assert_array_equal(before.sigma[: t + 1], after.sigma[: t + 1])
     assert not np.allclose(before.info["z_lo"][t + 60:], after.info["z_lo"][t + 60:])
+
+
+def test_daily_walk_forward_agrees_with_an_independent_arch_walk_forward() -> None:
+    """Day by day on real ECB EURUSD fixes: our warm-started compiled fits vs arch fitted cold each day."""
+    import warnings
+
+    from tests.conftest import load_script
+
+    closes = load_script("var_backtest")._ecb_closes(["EURUSD"], end="2001-06-30")["EURUSD"].to_numpy()
+    x = np.r_[np.nan, np.diff(np.log(closes))][:621]
+    config = GarchConfig(vol="gjr", dist="t", refit_every=1, window_size=500, min_window=500, seasonal=False)
+    res = walk_forward(x, config)
+    assert res.rejects == {} and np.isfinite(res.variance[500:]).all()
+    ratio = []
+    for tau in range(500, 620):
+        model = arch_model(x[tau - 499: tau + 1] * 100, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t",
+                           rescale=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = model.fit(disp="off")
+        independent = fitted.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0] / 1e4
+        ratio.append(np.sqrt(res.variance[tau] / independent))
+        assert res.mean[tau] == pytest.approx(fitted.params["mu"] / 100, abs=2e-5)
+    deviation = np.abs(np.array(ratio) - 1)
+    assert np.median(deviation) < 1e-3 and np.quantile(deviation, 0.99) < 0.01
