@@ -22,7 +22,7 @@ from simulator.market import MarketData
 from simulator.run_folder import atomic_write_bytes
 
 
-FORMAT_VERSION = 1  # bump when a forecaster's output for the same config changes
+FORMAT_VERSION = 2  # bump when a forecaster's output for the same config changes
 
 
 def default_cache_dir() -> Path:
