@@ -794,6 +794,7 @@ def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["para
             raise ValueError(f"EVT with tail_fraction {tail_fraction} needs {int(k[rows].max()) + 1} stored "
                              f"residuals per tail, the forecast has {kk}: raise residual_tails")
         idx = np.flatnonzero(rows.ravel())
+        gpd = {key: np.full(s.shape, np.nan) for key in ("u", "xi", "beta", "frac")}  # long side, per row
         for zt, out, sign in ((z_lo, out_long, -1.0), (z_hi, out_short, 1.0)):
             losses = sign * zt.reshape(-1, kk)[idx]  # descending losses (largest first)
             kr = k.ravel()[idx]
@@ -804,14 +805,20 @@ def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["para
                 v, e = gpd_tail(alpha, u, xi, beta, kv / n.ravel()[idx][sel])
                 out[0].reshape(-1)[idx[sel]] = v
                 out[1].reshape(-1)[idx[sel]] = e
+                if sign < 0:
+                    for key, val in (("u", u), ("xi", xi), ("beta", beta), ("frac", kv / n.ravel()[idx][sel])):
+                        gpd[key].reshape(-1)[idx[sel]] = val
         label = name or f"{base}-evt"
     else:
         raise ValueError(f"method must be 'parametric', 'fhs' or 'evt', got {method!r}")
     z_var, z_es = out_long
     z_var_s, z_es_s = out_short
+    out_info: dict[str, Any] = {"method": method, "z_var": z_var, "z_es": z_es, "tail_fraction": tail_fraction,
+                                "mu": mu, "sigma": s}
+    if method == "evt":
+        out_info["gpd"] = gpd  # the long-side tail law per row: losses -z above u are GPD(xi, beta), P = frac
     return RiskForecast(name=label, alpha=alpha, var=-mu + s * z_var, es=-mu + s * z_es,
-                        var_short=mu + s * z_var_s, es_short=mu + s * z_es_s,
-                        info={"method": method, "z_var": z_var, "z_es": z_es, "tail_fraction": tail_fraction})
+                        var_short=mu + s * z_var_s, es_short=mu + s * z_es_s, info=out_info)
 
 
 # --------------------------------------------------------------------------- quantile regression

@@ -175,6 +175,68 @@ def _law(dist: str, mu: np.ndarray, sigma: np.ndarray, nu: np.ndarray | None, la
             lambda u: mu[:, None] + sigma[:, None] * skewt_ppf(u[None, :], df[:, None], lm[:, None]))
 
 
+def _fhs_law(mu: np.ndarray, sigma: np.ndarray, z_lo: np.ndarray, z_n: np.ndarray
+             ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """Lower-tail ``(cdf, ppf)`` of FHS: numpy's 'linear' empirical law of each window's residuals.
+
+    Only the ``k`` smallest residuals are known: the CDF is exact up to the k-th, then clamped
+    (``(k-1)/(n-1)``); enough for Z3, which reads the lowest PITs only (checked by the caller).
+    """
+    k = z_lo.shape[1]
+    scale = z_n - 1.0
+
+    def cdf(r: np.ndarray) -> np.ndarray:
+        z = (r - mu) / sigma
+        pos = np.array([np.interp(z[i], z_lo[i], np.arange(k)) for i in range(z.size)])
+        return np.clip(pos / scale, 1e-12, None)
+
+    def ppf(u: np.ndarray) -> np.ndarray:
+        pos = np.clip(scale[:, None] * u[None, :], 0.0, k - 1.0)
+        lo = np.minimum(np.floor(pos).astype(int), k - 2)
+        a = np.take_along_axis(z_lo, lo, axis=1)
+        b = np.take_along_axis(z_lo, lo + 1, axis=1)
+        return mu[:, None] + sigma[:, None] * (a + (pos - lo) * (b - a))
+
+    return cdf, ppf
+
+
+def _evt_law(mu: np.ndarray, sigma: np.ndarray, u_thr: np.ndarray, xi: np.ndarray, beta: np.ndarray,
+             frac: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """Lower-tail ``(cdf, ppf)`` of conditional EVT: below the threshold the GPD tail, above it ``frac``.
+
+    P(R <= r) = frac (1 + xi (l - u)/beta)^(-1/xi) for standardised losses ``l = -(r - mu)/sigma``
+    above ``u``; rows not in the tail get ``frac`` (their PIT is not among the lowest).
+    """
+    tiny = np.abs(xi) < 1e-9
+    safe = np.where(tiny, 1.0, xi)
+
+    def cdf(r: np.ndarray) -> np.ndarray:
+        excess = np.maximum(-(r - mu) / sigma - u_thr, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            tail = np.where(tiny, np.exp(-excess / beta), np.maximum(1 + safe * excess / beta, 0.0) ** (-1 / safe))
+        return np.clip(frac * tail, 1e-300, None)
+
+    def ppf(u: np.ndarray) -> np.ndarray:
+        ratio = u[None, :] / frac[:, None]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            loss = np.where(tiny[:, None], u_thr[:, None] - beta[:, None] * np.log(ratio),
+                            u_thr[:, None] + beta[:, None] / safe[:, None] * (ratio ** (-safe[:, None]) - 1))
+        loss = np.where(ratio < 1.0, loss, np.nan)  # outside the modelled tail
+        return mu[:, None] - sigma[:, None] * loss
+
+    return cdf, ppf
+
+
+def _z3(y: np.ndarray, cdf: Callable, ppf: Callable, p: float) -> float:
+    """Z3, or NaN when the lowest PITs or the expectation grid leave the part of the law a model knows."""
+    pit = cdf(y)
+    try:
+        value = bt.acerbi_szekely_z3(pit, ppf, p)
+    except (ValueError, FloatingPointError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
 # --------------------------------------------------------------------------- the suite
 
 
@@ -285,13 +347,22 @@ def run_suite(returns: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, 
                     "fallback_rows": 0,
                     "rejected_refits": 0,
                 }
+                sl = (slice(start, stop), j)
                 if m in laws:
                     dist_name, mu, sd, nu, lam = laws[m]
-                    sl = (slice(start, stop), j)
                     cdf, ppf = _law(dist_name, np.asarray(mu)[sl], np.asarray(sd)[sl],
                                     None if nu is None else np.asarray(nu)[sl],
                                     None if lam is None else np.asarray(lam)[sl])
-                    row["es_z3"] = bt.acerbi_szekely_z3(cdf(y), ppf, p)
+                    row["es_z3"] = _z3(y, cdf, ppf, p)
+                elif kind == "garch" and method == "fhs":
+                    fc = filters[f"{vol}-{dist}"]
+                    cdf, ppf = _fhs_law(fc.info["mu"][sl], fc.sigma[sl], fc.info["z_lo"][sl], fc.info["z_n"][sl])
+                    row["es_z3"] = _z3(y, cdf, ppf, p)
+                elif kind == "garch" and method == "evt":
+                    g = rf.info["gpd"]
+                    cdf, ppf = _evt_law(rf.info["mu"][sl], rf.info["sigma"][sl], g["u"][sl], g["xi"][sl],
+                                        g["beta"][sl], g["frac"][sl])
+                    row["es_z3"] = _z3(y, cdf, ppf, p)
                 if kind == "garch":
                     fc = filters[f"{vol}-{dist}"]
                     row["fallback_rows"] = int(np.asarray(fc.info["fallback"])[span, j].sum())

@@ -624,3 +624,26 @@ def test_suite_config_rejects_bad_settings_in_one_line() -> None:
         SuiteConfig(models=("hs", "garch-x"))
     with pytest.raises(ValueError, match="below tail_fraction"):
         SuiteConfig(levels=(0.85,))
+
+
+def test_suite_evt_and_fhs_laws_invert_and_give_z3_near_zero_under_their_own_law() -> None:
+    from forecasters.backtests import acerbi_szekely_z3
+    from forecasters.var_suite import _evt_law, _fhs_law
+
+    t, rng = 2000, np.random.default_rng(61)
+    one = np.ones(t)
+    cdf, ppf = _evt_law(0.0 * one, 2.0 * one, 1.3 * one, 0.2 * one, 0.5 * one, 0.1 * one)
+    u = np.array([1e-4, 0.003, 0.05, 0.099])
+    for q in u:
+        np.testing.assert_allclose(cdf(np.full(t, ppf(np.array([q]))[0, 0])), q, rtol=1e-9)
+    z3 = []
+    for _ in range(30):  # returns drawn from the law itself: 10% GPD tail beyond u, the rest above it
+        tail = rng.random(t) < 0.1
+        loss = 1.3 + stats.genpareto.rvs(0.2, scale=0.5, size=t, random_state=rng)
+        r = np.where(tail, -2.0 * loss, 2.0 * rng.uniform(-1.3, 3.0, t))
+        z3.append(acerbi_szekely_z3(cdf(r), ppf, 0.025))
+    assert abs(np.mean(z3)) < 0.03
+    z_lo = np.sort(rng.standard_normal((t, 60)), axis=1)
+    cdf_f, ppf_f = _fhs_law(np.zeros(t), one, z_lo, np.full(t, 600.0))
+    pos = np.array([0.0, 3.5, 10.25])
+    np.testing.assert_allclose(cdf_f(ppf_f(pos / 599.0)[:, 1]), 3.5 / 599.0, rtol=1e-9)
