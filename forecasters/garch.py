@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from arch import arch_model
 from scipy.optimize import minimize
 from scipy.signal import lfilter
@@ -464,7 +465,7 @@ class GarchForecaster(VolatilityForecaster):
     def forecast(self, market: MarketData, split: Split | None = None) -> VolForecast:
         return self.forecast_returns(market.log_returns(), market.index, market.symbols)
 
-    def forecast_returns(self, returns: np.ndarray, index, symbols: tuple[str, ...],
+    def forecast_returns(self, returns: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...],
                          progress: Callable[[int], None] | None = None) -> VolForecast:
         """The same from a (time, pair) array of log returns (row 0 NaN) and its clock."""
         adjusted, profile_next = deseasonalise(index, returns, self.config.seasonal)

@@ -285,3 +285,21 @@ def test_daily_walk_forward_agrees_with_an_independent_arch_walk_forward() -> No
         assert res.mean[tau] == pytest.approx(fitted.params["mu"] / 100, abs=2e-5)
     deviation = np.abs(np.array(ratio) - 1)
     assert np.median(deviation) < 1e-3 and np.quantile(deviation, 0.99) < 0.01
+
+
+def test_compiled_kernels_equal_the_interpreted_python() -> None:
+    from forecasters import garch_kernels as K
+
+    y = simulate_garch_t(700, 0.05, 0.06, 0.88, 6.0, np.random.default_rng(9), gamma=0.04)
+    params = np.array([0.01, 0.05, 0.04, 0.05, 0.88, 7.0, -0.2])
+    bc = float(K.backcast_python(y - y.mean()))
+    assert K.backcast(y - y.mean()) == pytest.approx(bc, rel=1e-13)
+    for dist in (K.NORMAL, K.STUDENT, K.SKEWT):
+        assert K.loglik(y, params, dist, bc) == pytest.approx(K.loglik_python(y, params, dist, bc), rel=1e-12)
+        free = np.array([0, 1, 2, 3, 4, 5, 6], dtype=np.int64)
+        f_c, g_c = K.nll_grad(y, params, free, dist, bc)
+        f_p, g_p = K.nll_grad_python(y, params, free, dist, bc)
+        assert f_c == pytest.approx(f_p, rel=1e-12)
+        np.testing.assert_allclose(g_c, g_p, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(K.variance(y, 0.05, 0.04, 0.05, 0.88, bc),
+                               K.variance_python(y, 0.05, 0.04, 0.05, 0.88, bc), rtol=1e-13)
