@@ -227,9 +227,20 @@ def _evt_law(mu: np.ndarray, sigma: np.ndarray, u_thr: np.ndarray, xi: np.ndarra
     return cdf, ppf
 
 
+#: Below this PIT an observation is outside the model's support in floating point (e.g. a loss
+#: beyond the endpoint of a GPD with xi < 0): Z3 would be set by the clipping, so it is NaN.
+Z3_MIN_PIT = 1e-12
+
+
 def _z3(y: np.ndarray, cdf: Callable, ppf: Callable, p: float) -> float:
-    """Z3, or NaN when the lowest PITs or the expectation grid leave the part of the law a model knows."""
+    """Z3, or NaN when the lowest PITs or the expectation grid leave the part of the law a model knows.
+
+    Also NaN when some PIT is below :data:`Z3_MIN_PIT`: a loss the model called impossible makes
+    Z3 a function of the clipping (it maps that PIT through every other day's quantile function).
+    """
     pit = cdf(y)
+    if (pit < Z3_MIN_PIT).any():
+        return math.nan
     try:
         value = bt.acerbi_szekely_z3(pit, ppf, p)
     except (ValueError, FloatingPointError):
