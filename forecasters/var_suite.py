@@ -227,20 +227,21 @@ def _evt_law(mu: np.ndarray, sigma: np.ndarray, u_thr: np.ndarray, xi: np.ndarra
     return cdf, ppf
 
 
-#: Below this PIT an observation is outside the model's support in floating point (e.g. a loss
-#: beyond the endpoint of a GPD with xi < 0): Z3 would be set by the clipping, so it is NaN.
+#: Below this PIT an observation is outside the model's support in floating point (a 15-sigma
+#: day under a normal law, a loss beyond the endpoint of a GPD with xi < 0).
 Z3_MIN_PIT = 1e-12
 
 
 def _z3(y: np.ndarray, cdf: Callable, ppf: Callable, p: float) -> float:
-    """Z3, or NaN when the lowest PITs or the expectation grid leave the part of the law a model knows.
+    """Z3; NaN when the lowest PITs or the expectation grid leave the part of the law a model knows.
 
-    Also NaN when some PIT is below :data:`Z3_MIN_PIT`: a loss the model called impossible makes
-    Z3 a function of the clipping (it maps that PIT through every other day's quantile function).
+    ``-inf`` when some PIT is below :data:`Z3_MIN_PIT`: as the PIT goes to 0 the quantile of every
+    day with an unbounded tail at it goes to minus infinity, and so does Z3 (any finite value
+    would be set by how far the PIT is clipped). A model with such a day fails Z3 outright.
     """
     pit = cdf(y)
     if (pit < Z3_MIN_PIT).any():
-        return math.nan
+        return -math.inf
     try:
         value = bt.acerbi_szekely_z3(pit, ppf, p)
     except (ValueError, FloatingPointError):

@@ -137,8 +137,10 @@ def _fmt(v: object) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        if not math.isfinite(float(v)):
+        if math.isnan(float(v)):
             return ""
+        if math.isinf(float(v)):
+            return "−∞" if v < 0 else "∞"
         a = abs(float(v))
         return f"{v:.2e}" if 0 < a < 1e-3 else f"{v:.3f}"
     return str(v)
@@ -213,7 +215,7 @@ def report_markdown(result: SuiteResult, config: SuiteConfig, source: str, close
           "Columns: `binom_p` exact binomial; `ind_p` Christoffersen independence; `cc_p` conditional coverage; "
           "`dq_p` Engle–Manganelli DQ (4 lags + VaR); `duration_p` Christoffersen–Pelletier Weibull; `zone` Basel "
           "light over the last 250 rows; `es_z1/z2/z3` Acerbi–Szekely (0 when right, negative when ES is too small; "
-          "Z3 for models with a predictive law — parametric, FHS, EVT — and empty when an observed loss had a PIT below 1e-12, i.e. lay outside the model's support, as beyond the endpoint of a GPD with ξ < 0); `mf_es_p` McNeil–Frey bootstrap; `tick_loss` "
+          "Z3 for models with a predictive law — parametric, FHS, EVT; −∞ when an observed loss had a PIT below 1e-12, outside the model's support in floating point, e.g. a 15σ day under a normal law or a loss beyond the endpoint of a GPD with ξ < 0); `mf_es_p` McNeil–Frey bootstrap; `tick_loss` "
           "mean quantile loss (lower is better); `mcs_p` MCS p-value.", ""]
     counts = pass_counts(t)
     md += ["## Pass counts (pairs passing Kupiec and CC at 5%)", "",
