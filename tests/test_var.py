@@ -647,3 +647,14 @@ def test_suite_evt_and_fhs_laws_invert_and_give_z3_near_zero_under_their_own_law
     cdf_f, ppf_f = _fhs_law(np.zeros(t), one, z_lo, np.full(t, 600.0))
     pos = np.array([0.0, 3.5, 10.25])
     np.testing.assert_allclose(cdf_f(ppf_f(pos / 599.0)[:, 1]), 3.5 / 599.0, rtol=1e-9)
+
+
+def test_suite_z3_is_minus_infinity_for_a_loss_outside_the_models_support() -> None:
+    from forecasters.var_suite import _law, _z3
+
+    t = 1000
+    y = np.random.default_rng(71).standard_normal(t)
+    cdf, ppf = _law("normal", np.zeros(t), np.ones(t), None, None)
+    assert np.isfinite(_z3(y, cdf, ppf, 0.01))
+    y[500] = -40.0  # a 40-sigma loss: PIT ~ 1e-350 under the normal law
+    assert _z3(y, cdf, ppf, 0.01) == -np.inf
