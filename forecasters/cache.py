@@ -27,7 +27,7 @@ from simulator.run_folder import atomic_write_bytes
 
 logger = logging.getLogger("fxrisk.cache")
 
-FORMAT_VERSION = 1  # bump when a forecaster's output for the same config changes
+FORMAT_VERSION = 2  # bump when a forecaster's output for the same config changes
 
 
 def default_cache_dir() -> Path:

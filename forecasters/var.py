@@ -67,6 +67,10 @@ __all__ = [
     "normal_var",
     "student_t_var",
     "conditional_var",
+    "skewt_tail",
+    "gpd_fit",
+    "gpd_tail",
+    "garch_var",
     "standardised_residuals",
     "fhs_var",
     "vol_scaled_var",
@@ -481,33 +485,84 @@ def student_t_var(returns: np.ndarray, alpha: float = 0.99, *, window: int = 500
 
 
 def conditional_var(sigma: np.ndarray | SigmaLike, alpha: float = 0.99, *,
-                    dist: Literal["normal", "t"] = "normal", nu: np.ndarray | float | None = None,
-                    mu: np.ndarray | float = 0.0, name: str | None = None) -> RiskForecast:
-    """VaR/ES of ``r[t+1] = mu + sigma[t] Z`` with Z standard normal or unit-variance Student-t.
+                    dist: Literal["normal", "t", "skewt"] = "normal", nu: np.ndarray | float | None = None,
+                    lam: np.ndarray | float | None = None, mu: np.ndarray | float | None = None,
+                    name: str | None = None) -> RiskForecast:
+    """VaR/ES of ``r[t+1] = mu + sigma[t] Z`` with Z standard normal, unit-variance t or skewed t.
 
     ``sigma`` (time, pair): forecast sd of ``returns[t+1]`` made at t (a ``VolForecast`` or its
     ``.sigma``), return units. ``var = -(mu + sigma q_{1-alpha})``; ES in closed form
-    (:func:`normal_tail`, :func:`t_tail`). For ``dist='t'``, ``nu`` is a scalar, a per-pair
-    vector or a (time, pair) array — the dof in effect at each row, e.g. GARCH-t's
-    ``info['nu']`` (taken from there when ``nu`` is None). NaN sigma or dof rows give NaN.
+    (:func:`normal_tail`, :func:`t_tail`, :func:`skewt_tail`). For ``dist='t'`` / ``'skewt'``,
+    ``nu`` (and ``lam``, Hansen's asymmetry) is a scalar, a per-pair vector or a (time, pair)
+    array — the values in effect at each row, taken from the forecast's ``info`` when None.
+    ``mu``: the forecast mean of ``returns[t+1]`` (return units); when None, the forecast's
+    ``info['mu']`` (a GARCH fit's constant mean) or 0 for forecasts without one. NaN sigma or
+    dof rows give NaN.
     """
     _check_alpha(alpha)
     s = _sigma_array(sigma)
     label = name or f"{getattr(sigma, 'name', 'sigma')}-{dist}"
+    info_in = getattr(sigma, "info", {}) or {}
+    if mu is None:
+        mu = info_in.get("mu", 0.0)
+    mu_arr = np.broadcast_to(np.asarray(mu, dtype=float), s.shape)
     if dist == "normal":
         q, es_std = normal_tail(alpha)
         info: dict[str, Any] = {"dist": "normal"}
-    elif dist == "t":
+        return _location_scale(label, alpha, mu_arr, s, q, es_std, info)
+    if dist not in ("t", "skewt"):
+        raise ValueError(f"dist must be 'normal', 't' or 'skewt', got {dist!r}")
+    if nu is None:
+        nu = info_in.get("nu")
         if nu is None:
-            nu = getattr(sigma, "info", {}).get("nu")
-            if nu is None:
-                raise ValueError("dist='t' needs nu (scalar, per pair, or (time, pair))")
-        nu_arr = np.broadcast_to(np.asarray(nu, dtype=float), s.shape)
+            raise ValueError(f"dist={dist!r} needs nu (scalar, per pair, or (time, pair))")
+    nu_arr = np.broadcast_to(np.asarray(nu, dtype=float), s.shape)
+    if dist == "t":
         q, es_std = t_tail(alpha, nu_arr)
-        info = {"dist": "t", "nu": nu_arr}
-    else:
-        raise ValueError(f"dist must be 'normal' or 't', got {dist!r}")
-    return _location_scale(label, alpha, mu, s, q, es_std, info)
+        return _location_scale(label, alpha, mu_arr, s, q, es_std, {"dist": "t", "nu": nu_arr})
+    if lam is None:
+        lam = info_in.get("lam")
+        if lam is None:
+            raise ValueError("dist='skewt' needs lam (scalar, per pair, or (time, pair))")
+    lam_arr = np.broadcast_to(np.asarray(lam, dtype=float), s.shape)
+    q_l, es_l = skewt_tail(alpha, nu_arr, lam_arr)
+    q_s, es_s = skewt_tail(alpha, nu_arr, -lam_arr)  # -Z is skewed t with -lam
+    return RiskForecast(name=label, alpha=alpha, var=-mu_arr + s * q_l, es=-mu_arr + s * es_l,
+                        var_short=mu_arr + s * q_s, es_short=mu_arr + s * es_s,
+                        info={"dist": "skewt", "nu": nu_arr, "lam": lam_arr})
+
+
+def skewt_tail(alpha: float, nu: np.ndarray | float, lam: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, es)`` of the loss ``-Z`` of Hansen's (1994) unit-variance skewed t at confidence ``alpha``.
+
+    The parametrisation of ``arch``'s ``SkewStudent`` (``eta = nu > 2``, ``-1 < lam < 1``;
+    ``lam < 0``: a heavier left tail). With ``c, a, b`` Hansen's constants, ``s = sqrt((nu-2)/nu)``
+    and ``p = 1 - alpha < (1 - lam)/2`` (always, for alpha >= 0.5 and |lam| small enough),
+    the left branch maps Z to a standard t variable W: ``Z = ((1-lam) s W - a) / b`` with
+    ``P(Z <= z) = (1-lam) T(w)``, so ``q = -((1-lam) s w_p - a)/b`` with ``w_p = T^-1(p/(1-lam))``
+    and ``es = -(1-lam)/(b p) [(1-lam) s E_W - a p/(1-lam)]``, ``E_W = -(nu + w_p^2) f(w_p)/(nu-1)``.
+    Elementwise; ``nu = inf`` (or > 1e6) is the normal limit; NaN where ``nu <= 2``, NaN, or
+    ``p >= (1-lam)/2``. For a short position use ``-lam``.
+    """
+    _check_alpha(alpha)
+    nu = np.asarray(nu, dtype=float)
+    lam = np.asarray(lam, dtype=float)
+    nu, lam = np.broadcast_arrays(nu, lam)
+    p = 1.0 - alpha
+    ok = ~np.isnan(nu) & (nu > 2.0) & np.isfinite(lam) & (np.abs(lam) < 1.0) & (p < (1.0 - lam) / 2.0)
+    eta = np.where(ok, np.minimum(nu, _NU_NORMAL), 10.0)
+    lm = np.where(ok, lam, 0.0)
+    from scipy.special import gammaln
+
+    c = np.exp(gammaln((eta + 1) / 2) - gammaln(eta / 2)) / np.sqrt(np.pi * (eta - 2))
+    a = 4 * lm * c * (eta - 2) / (eta - 1)
+    b = np.sqrt(1 + 3 * lm**2 - a**2)
+    sc = np.sqrt((eta - 2) / eta)
+    w = stats.t.ppf(p / (1 - lm), eta)
+    q = -((1 - lm) * sc * w - a) / b
+    ew = -(eta + w * w) / (eta - 1) * stats.t.pdf(w, eta)
+    es = -(1 - lm) / (b * p) * ((1 - lm) * sc * ew - a * p / (1 - lm))
+    return np.where(ok, q, np.nan), np.where(ok, es, np.nan)
 
 
 def standardised_residuals(returns: np.ndarray, sigma: np.ndarray | SigmaLike) -> np.ndarray:
@@ -578,7 +633,7 @@ def residual_quantile_var(sigma: np.ndarray | SigmaLike, alpha: float, grid: np.
 
 def vol_scaled_var(returns: np.ndarray, sigma: np.ndarray | SigmaLike, alpha: float = 0.99, *,
                    method: Literal["fhs", "normal", "t"] = "fhs", nu: np.ndarray | float | None = None,
-                   window: int = 500, mu: np.ndarray | float = 0.0, name: str | None = None) -> RiskForecast:
+                   window: int = 500, mu: np.ndarray | float | None = None, name: str | None = None) -> RiskForecast:
     """One entry point for VaR from any volatility forecast (GARCH, EWMA, LSTM alike).
 
     ``method='fhs'``: :func:`fhs_var` (empirical standardised tails, ``window`` residuals);
@@ -591,6 +646,179 @@ def vol_scaled_var(returns: np.ndarray, sigma: np.ndarray | SigmaLike, alpha: fl
         _check_returns(returns)
         return conditional_var(sigma, alpha, dist=method, nu=nu, mu=mu, name=name)
     raise ValueError(f"method must be 'fhs', 'normal' or 't', got {method!r}")
+
+
+# --------------------------------------------------------------------------- conditional EVT and per-window FHS
+
+
+def _gpd_profile(theta: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profile log-likelihood of the GPD at ``theta = xi / beta`` (rows of ``y``): (ll, xi, beta)."""
+    k = y.shape[-1]
+    ty = theta[..., None] * y
+    xi = np.log1p(np.maximum(ty, -1.0 + 1e-15)).mean(axis=-1)
+    small = np.abs(theta) < 1e-10
+    ratio = np.where(small, y.mean(axis=-1), xi / np.where(small, 1.0, theta))  # = beta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ll = -k * (np.log(ratio) + 1.0 + xi)
+    ll = np.where(np.isfinite(ll) & (xi > -0.5) & (ratio > 0), ll, -np.inf)
+    return ll, xi, ratio
+
+
+def gpd_fit(excesses: np.ndarray, *, grid: int = 48, iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood generalised Pareto ``(xi, beta)`` for each row of excesses (>= 0), vectorised.
+
+    Why not ``scipy.stats.genpareto.fit``: a daily walk-forward needs thousands of fits; this
+    maximises the same likelihood (location 0) through its one-dimensional profile in
+    ``theta = xi / beta`` (Grimshaw 1993: ``xi(theta) = mean log(1 + theta y)``,
+    ``beta = xi / theta``), by a grid and a golden-section refinement over all rows at once.
+    Restricted to ``xi > -0.5`` (the regular case). ``excesses`` is (rows, k) or (k,).
+    """
+    y = np.atleast_2d(np.asarray(excesses, dtype=float))
+    if y.shape[-1] < 3 or not np.isfinite(y).all() or (y < 0).any():
+        raise ValueError(f"need >= 3 finite, non-negative excesses per row, got shape {y.shape}")
+    ymax = np.maximum(y.max(axis=-1), 1e-300)
+    # theta * ymax = exp(v) - 1 spans (-1, 1000): every admissible theta up to very heavy tails
+    v_grid = np.linspace(math.log(1e-6), math.log(1000.0), grid)
+    v_grid = v_grid[np.abs(np.expm1(v_grid)) > 1e-9]
+    theta = np.expm1(v_grid)[None, :] / ymax[:, None]
+    ll = np.stack([_gpd_profile(theta[:, i], y)[0] for i in range(theta.shape[1])], axis=1)
+    best = np.argmax(ll, axis=1)
+    lo = v_grid[np.maximum(best - 1, 0)]
+    hi = v_grid[np.minimum(best + 1, v_grid.size - 1)]
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+
+    def value(v: np.ndarray) -> np.ndarray:
+        return _gpd_profile(np.expm1(v) / ymax, y)[0]
+
+    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
+    fc, fd = value(c), value(d)
+    for _ in range(iterations):
+        left = fc > fd  # the maximum is in [lo, d]
+        hi = np.where(left, d, hi)
+        lo = np.where(left, lo, c)
+        c_new, d_new = hi - g * (hi - lo), lo + g * (hi - lo)
+        c, d = c_new, d_new
+        fc, fd = value(c), value(d)
+    v_best = np.where(fc > fd, c, d)
+    theta_best = np.expm1(v_best) / ymax
+    grid_best = np.expm1(v_grid[best]) / ymax
+    ll_ref, _, _ = _gpd_profile(theta_best, y)
+    ll_grid, _, _ = _gpd_profile(grid_best, y)
+    theta_best = np.where(ll_ref >= ll_grid, theta_best, grid_best)
+    _, xi, beta = _gpd_profile(theta_best, y)
+    return xi, beta
+
+
+def gpd_tail(alpha: float, u: np.ndarray, xi: np.ndarray, beta: np.ndarray,
+             exceed_fraction: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """McNeil & Frey (2000) tail estimates: ``(VaR, ES)`` of a loss whose excesses over ``u`` are GPD.
+
+    ``exceed_fraction`` = k / n, the share of the sample above the threshold ``u``; with
+    ``p = 1 - alpha < k/n``: ``VaR = u + beta/xi ((p n/k)^-xi - 1)`` (``u - beta log(p n/k)`` at
+    xi = 0) and ``ES = (VaR + beta - xi u) / (1 - xi)``, NaN for ``xi >= 1`` (no finite mean).
+    Units: those of ``u`` and ``beta`` (standardised residuals here).
+    """
+    _check_alpha(alpha)
+    p = 1.0 - alpha
+    frac = np.asarray(exceed_fraction, dtype=float)
+    if (np.asarray(p) >= frac).any():
+        raise ValueError(f"tail probability {p} must be below the exceedance share k/n (max {np.max(frac)})")
+    ratio = p / frac
+    xi = np.asarray(xi, dtype=float)
+    tiny = np.abs(xi) < 1e-9
+    safe = np.where(tiny, 1.0, xi)
+    var = np.where(tiny, u - beta * np.log(ratio), u + beta / safe * (ratio ** (-safe) - 1.0))
+    es = np.where(xi < 1.0, (var + beta - xi * u) / (1.0 - xi), np.nan)
+    return var, es
+
+
+def _sigma_info(forecast: SigmaLike, key: str) -> np.ndarray:
+    value = getattr(forecast, "info", {}).get(key)
+    if value is None:
+        raise ValueError(f"{getattr(forecast, 'name', 'forecast')}: info has no {key!r} — build the GARCH "
+                         f"forecaster with residual_tails > 0 for FHS/EVT VaR")
+    return np.asarray(value, dtype=float)
+
+
+def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["parametric", "fhs", "evt"] = "parametric",
+              tail_fraction: float = 0.1, name: str | None = None) -> RiskForecast:
+    """VaR/ES from a walk-forward GARCH forecast with its fitted mean, shocks and window residuals.
+
+    ``r[t+1] = mu[t] + sigma[t] Z`` with ``mu`` = ``info['mu']`` (the fitted constant mean):
+
+    * ``parametric``: Z from the fitted innovation law (normal, t or skewed t; ``info``);
+    * ``fhs``: Z's tail from the refit window's own standardised residuals (``info['z_lo']`` /
+      ``['z_hi']``, numpy's 'linear' quantile of the window, ES the mean of the
+      ``floor((n-1)(1-alpha)) + 1`` worst — the conventions of :func:`historical_var`);
+    * ``evt``: conditional EVT (McNeil & Frey 2000): a GPD fitted to the ``k = round(tail_fraction
+      n)`` largest standardised losses of each window over the (k+1)-th, VaR/ES by :func:`gpd_tail`.
+
+    Row t uses only the fit made at or before t (the forecaster is causal). Return units.
+    """
+    _check_alpha(alpha)
+    s = _sigma_array(forecast)
+    info = getattr(forecast, "info", {}) or {}
+    mu = np.asarray(info.get("mu", np.zeros_like(s)), dtype=float)
+    base = getattr(forecast, "name", "garch")
+    if method == "parametric":
+        dist = info.get("dist", "normal")
+        return conditional_var(forecast, alpha, dist=dist, mu=mu, name=name or base)
+    z_lo, z_hi, z_n = _sigma_info(forecast, "z_lo"), _sigma_info(forecast, "z_hi"), _sigma_info(forecast, "z_n")
+    kk = z_lo.shape[-1]
+    p = 1.0 - alpha
+    out_long = [np.full(s.shape, np.nan) for _ in range(2)]
+    out_short = [np.full(s.shape, np.nan) for _ in range(2)]
+    rows = np.isfinite(z_n) & np.isfinite(s)
+    n = np.where(rows, z_n, 2.0)
+    if method == "fhs":
+        pos = (n - 1.0) * p
+        lo = np.floor(pos).astype(int)
+        if (lo[rows] + 1 >= kk).any():
+            raise ValueError(f"FHS at {alpha} needs more than {kk} stored residuals per tail: raise residual_tails")
+        frac = pos - lo
+        hi = lo + 1
+        for zt, out, sign in ((z_lo, out_long, -1.0), (z_hi, out_short, 1.0)):
+            a = np.take_along_axis(zt, np.minimum(lo, kk - 1)[..., None], axis=-1)[..., 0]
+            b = np.take_along_axis(zt, np.minimum(hi, kk - 1)[..., None], axis=-1)[..., 0]
+            q = a + frac * (b - a)
+            cums = np.cumsum(zt, axis=-1)
+            tail_mean = np.take_along_axis(cums, np.minimum(lo, kk - 1)[..., None], axis=-1)[..., 0] / (lo + 1)
+            out[0][:] = np.where(rows, sign * q, np.nan)
+            out[1][:] = np.where(rows, sign * tail_mean, np.nan)
+        label = name or f"{base}-fhs"
+    elif method == "evt":
+        if not 0.0 < tail_fraction < 0.5:
+            raise ValueError(f"tail_fraction must be in (0, 0.5), got {tail_fraction}")
+        k = np.rint(tail_fraction * n).astype(int)
+        if (k[rows] + 1 > kk).any():
+            raise ValueError(f"EVT with tail_fraction {tail_fraction} needs {int(k[rows].max()) + 1} stored "
+                             f"residuals per tail, the forecast has {kk}: raise residual_tails")
+        idx = np.flatnonzero(rows.ravel())
+        gpd = {key: np.full(s.shape, np.nan) for key in ("u", "xi", "beta", "frac")}  # long side, per row
+        for zt, out, sign in ((z_lo, out_long, -1.0), (z_hi, out_short, 1.0)):
+            losses = sign * zt.reshape(-1, kk)[idx]  # descending losses (largest first)
+            kr = k.ravel()[idx]
+            for kv in np.unique(kr):
+                sel = kr == kv
+                u = losses[sel, kv]
+                xi, beta = gpd_fit(losses[sel, :kv] - u[:, None])
+                v, e = gpd_tail(alpha, u, xi, beta, kv / n.ravel()[idx][sel])
+                out[0].reshape(-1)[idx[sel]] = v
+                out[1].reshape(-1)[idx[sel]] = e
+                if sign < 0:
+                    for key, val in (("u", u), ("xi", xi), ("beta", beta), ("frac", kv / n.ravel()[idx][sel])):
+                        gpd[key].reshape(-1)[idx[sel]] = val
+        label = name or f"{base}-evt"
+    else:
+        raise ValueError(f"method must be 'parametric', 'fhs' or 'evt', got {method!r}")
+    z_var, z_es = out_long
+    z_var_s, z_es_s = out_short
+    out_info: dict[str, Any] = {"method": method, "z_var": z_var, "z_es": z_es, "tail_fraction": tail_fraction,
+                                "mu": mu, "sigma": s}
+    if method == "evt":
+        out_info["gpd"] = gpd  # the long-side tail law per row: losses -z above u are GPD(xi, beta), P = frac
+    return RiskForecast(name=label, alpha=alpha, var=-mu + s * z_var, es=-mu + s * z_es,
+                        var_short=mu + s * z_var_s, es_short=mu + s * z_es_s, info=out_info)
 
 
 # --------------------------------------------------------------------------- quantile regression

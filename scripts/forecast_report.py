@@ -38,7 +38,7 @@ from forecasters.garch import GarchConfig, GarchForecaster  # noqa: E402
 from forecasters.var import (  # noqa: E402
     RiskForecast,
     conditional_var,
-    fhs_var,
+    garch_var,
     historical_var,
     normal_var,
     residual_quantile_var,
@@ -88,9 +88,11 @@ def volatility_forecasts(market: MarketData, split: Split, s: ReportSettings, ca
     forecasters = [EwmaForecaster(EwmaConfig())]
     for vol in ("garch", "gjr", "egarch"):
         for dist in ("normal", "t"):
+            # garch-t keeps each refit window's residual tails: its FHS covers the whole span
+            tails = int(np.ceil(0.03 * s.garch_window)) + 2 if (vol, dist) == ("garch", "t") else 0
             forecasters.append(GarchForecaster(GarchConfig(
                 vol=vol, dist=dist, refit_every=s.refit_every, window="rolling", window_size=s.garch_window,
-                min_window=s.min_window)))
+                min_window=s.min_window, residual_tails=min(tails, s.min_window // 2))))
     if s.neural:
         from forecasters.neural import RecurrentVolConfig, RecurrentVolForecaster
 
@@ -126,10 +128,10 @@ def risk_models(returns: np.ndarray, vols: dict[str, VolForecast], split: Split,
             models["ewma-normal"] = (conditional_var(sigma, alpha, dist="normal", name="ewma-normal"), sigma)
             continue
         dist = fc.info.get("dist", "normal")
-        models[name] = (conditional_var(sigma, alpha, dist=dist, nu=fc.info.get("nu") if dist == "t" else None,
-                                        name=name), sigma)
+        # the forecast itself, not its sigma: VaR uses the fitted mean and shape parameters in info
+        models[name] = (conditional_var(fc, alpha, dist=dist, name=name), sigma)
         if name == "garch-t":
-            models["garch-fhs"] = (fhs_var(returns, sigma, alpha, window=s.window, name="garch-fhs"), sigma)
+            models["garch-fhs"] = (garch_var(fc, alpha, method="fhs", name="garch-fhs"), sigma)
     return models
 
 

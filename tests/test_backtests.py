@@ -380,3 +380,173 @@ def test_backtest_summary_contents():
 def test_test_result_reject_flag():
     assert TestResult(5.0, 0.01, 1).reject_5pct
     assert not TestResult(0.1, 0.7, 1).reject_5pct
+
+
+# --------------------------------------------------------------------------- issue 15: the wider suite
+
+from forecasters.backtests import (  # noqa: E402
+    acerbi_szekely_z1,
+    acerbi_szekely_z3,
+    binomial_test,
+    duration_test,
+    dynamic_quantile_test,
+    hit_durations,
+    mcneil_frey_es_test,
+    model_confidence_set,
+    tick_loss,
+    z1_test,
+)
+
+
+@pytest.mark.parametrize("x,n,p", [(3, 250, 0.01), (12, 1000, 0.01), (70, 1000, 0.05), (0, 500, 0.01)])
+def test_binomial_test_is_the_exact_minlike_sum(x, n, p):
+    pmf = stats.binom.pmf(np.arange(n + 1), n, p)
+    expected = pmf[pmf <= pmf[x] * (1 + 1e-7)].sum()
+    assert binomial_test(x, n, p).pvalue == pytest.approx(min(expected, 1.0), rel=1e-6)
+
+
+def test_hit_durations_censor_the_ends():
+    d, c = hit_durations(np.array([0, 0, 1, 0, 0, 0, 1, 1, 0, 0], bool))
+    assert d.tolist() == [3, 4, 1, 2] and c.tolist() == [True, False, False, True]
+    d, c = hit_durations(np.array([1, 0, 1], bool))
+    assert d.tolist() == [1, 2] and c.tolist() == [False, False]
+
+
+def _duration_lr_independent(hits: np.ndarray) -> float:
+    """Christoffersen-Pelletier LR by a direct two-parameter Nelder-Mead MLE (no profiling)."""
+    from scipy.optimize import minimize
+
+    idx = [i + 1 for i, h in enumerate(hits) if h]
+    dur, cen = [idx[0]], [not hits[0]]
+    for a, b in zip(idx[:-1], idx[1:]):
+        dur.append(b - a)
+        cen.append(False)
+    if idx[-1] < len(hits):
+        dur.append(len(hits) - idx[-1])
+        cen.append(True)
+    d, c = np.array(dur, float), np.array(cen)
+
+    def nll(theta):
+        a, b = np.exp(theta)
+        log_s = -((a * d) ** b)
+        log_f = np.log(b) + b * np.log(a) + (b - 1) * np.log(d) + log_s
+        return -np.sum(np.where(c, log_s, log_f))
+
+    alt = minimize(nll, [np.log(1 / d.mean()), 0.0], method="Nelder-Mead",
+                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})
+    null = minimize(lambda la: nll([la[0], 0.0]), [np.log(1 / d.mean())], method="Nelder-Mead",
+                    options={"xatol": 1e-12, "fatol": 1e-12})
+    return 2 * (null.fun - alt.fun)
+
+
+def test_duration_test_matches_a_direct_two_parameter_mle_and_flags_clusters():
+    rng = np.random.default_rng(12)
+    iid = rng.random(2000) < 0.02
+    res = duration_test(iid)
+    assert res.statistic == pytest.approx(_duration_lr_independent(iid), abs=1e-5)
+    size = np.mean([duration_test(np.random.default_rng(s).random(2000) < 0.02).pvalue < 0.05 for s in range(200)])
+    assert 0.02 <= size <= 0.09  # i.i.d. hits: rejected at about the nominal 5%
+    clustered = np.zeros(2000, bool)
+    for start in rng.choice(1990, 8, replace=False):
+        clustered[start:start + 5] = True
+    res_c = duration_test(clustered)
+    assert res_c.statistic == pytest.approx(_duration_lr_independent(clustered), abs=1e-5)
+    assert res_c.pvalue < 0.01
+    with pytest.raises(ValueError, match="two exceptions"):
+        duration_test(np.r_[True, np.zeros(50, bool)])
+
+
+def test_dynamic_quantile_matches_statsmodels_ols():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(13)
+    r = rng.standard_normal(1500) * np.r_[np.full(750, 1.0), np.full(750, 1.6)]
+    var = stats.norm.ppf(0.99) * (1 + 0.05 * rng.standard_normal(1500))  # nearly constant VaR
+    res = dynamic_quantile_test(r, var, 0.01)
+    hit = (-r > var).astype(float) - 0.01
+    x = np.column_stack([np.ones(1496)] + [hit[4 - k:1500 - k] for k in range(1, 5)] + [var[4:]])
+    fit = sm.OLS(hit[4:], x).fit()
+    assert res.statistic == pytest.approx(fit.fittedvalues @ fit.fittedvalues / (0.01 * 0.99), rel=1e-9)
+    assert res.dof == 6 and res.pvalue < 0.01  # variance break with a constant VaR: rejected
+    ok = dynamic_quantile_test(rng.standard_normal(3000), np.full(3000, stats.norm.ppf(0.99))
+                               * (1 + 0.01 * rng.standard_normal(3000)), 0.01)
+    assert ok.pvalue > 0.05
+
+
+def test_mcneil_frey_statistic_is_the_one_sample_t_and_bootstrap_rejects_thin_es():
+    rng = np.random.default_rng(14)
+    n = 20_000
+    sigma = np.exp(rng.normal(0, 0.3, n))
+    r = sigma * rng.standard_normal(n)
+    q, es_std = stats.norm.ppf(0.975), stats.norm.pdf(stats.norm.ppf(0.975)) / 0.025
+    var, es = sigma * q, sigma * es_std
+    good = mcneil_frey_es_test(r, var, es, sigma=sigma, rng=np.random.default_rng(1))
+    hit = -r > var
+    t_ref = stats.ttest_1samp((-r[hit] - es[hit]) / sigma[hit], 0.0)
+    assert good.statistic == pytest.approx(t_ref.statistic, rel=1e-10)
+    assert good.pvalue > 0.05
+    thin = mcneil_frey_es_test(r, var, var + 0.6 * (es - var), sigma=sigma, rng=np.random.default_rng(1))
+    assert thin.pvalue < 0.01
+
+
+def test_z1_by_hand_and_monte_carlo_size_and_power():
+    r = np.array([-3.0, 0.5, -1.0, -2.5])
+    var = np.array([2.0, 2.0, 2.0, 2.0])
+    es = np.array([2.5, 2.5, 2.5, 2.5])
+    assert acerbi_szekely_z1(r, var, es) == pytest.approx(1 - (3.0 / 2.5 + 2.5 / 2.5) / 2)
+    rng = np.random.default_rng(15)
+    z = rng.standard_normal(5000)
+    q, es_std = stats.norm.ppf(0.975), stats.norm.pdf(stats.norm.ppf(0.975)) / 0.025
+    ok = z1_test(z, np.full(5000, q), np.full(5000, es_std), 0.025, rng=np.random.default_rng(2), n_sims=500)
+    bad = z1_test(1.4 * z, np.full(5000, q), np.full(5000, es_std), 0.025, rng=np.random.default_rng(2),
+                  n_sims=500)
+    assert ok.pvalue > 0.05 and bad.pvalue < 0.01 and bad.statistic < ok.statistic
+
+
+def test_z3_expectation_matches_monte_carlo_and_detects_thin_tails():
+    t, alpha_tail = 1000, 0.025
+    m = int(t * alpha_tail)
+    rng = np.random.default_rng(16)
+
+    def ppf(u):
+        return np.tile(stats.norm.ppf(u), (t, 1))
+
+    # a correct model: Z3 averages to 0 (E over simulated PIT samples)
+    z3 = [acerbi_szekely_z3(rng.random(t), ppf, alpha_tail) for _ in range(200)]
+    assert abs(np.mean(z3)) < 0.01
+    # the denominator: E[ES_hat] of T normal draws, by brute force
+    sims = np.sort(rng.standard_normal((4000, t)), axis=1)[:, :m]
+    brute = -sims.mean()
+    u = rng.random(t)
+    low = np.sort(u)[:m]
+    direct = 1 - (-stats.norm.ppf(low).mean()) / brute
+    assert acerbi_szekely_z3(u, ppf, alpha_tail) == pytest.approx(direct, abs=0.01)
+    # returns 1.5x wider than the model: PITs pile into the tails, Z3 strongly negative
+    pit_wide = stats.norm.cdf(1.5 * rng.standard_normal(t))
+    assert acerbi_szekely_z3(pit_wide, ppf, alpha_tail) < -0.3
+
+
+def test_tick_loss_by_hand_and_minimised_by_the_true_quantile():
+    r = np.array([-2.0, 0.5])
+    var = np.array([1.0, 1.0])
+    np.testing.assert_allclose(tick_loss(r, var, 0.05), [(0.05 - 1) * (-2 + 1), 0.05 * (0.5 + 1)])
+    z = np.random.default_rng(17).standard_normal(200_000)
+    true_q = stats.norm.ppf(0.99)
+    losses = [np.mean(tick_loss(z, np.full(z.size, true_q * k), 0.01)) for k in (0.8, 1.0, 1.25)]
+    assert losses[1] < losses[0] and losses[1] < losses[2]
+
+
+def test_model_confidence_set_keeps_the_best_and_drops_a_bad_model():
+    import pandas as pd
+
+    rng = np.random.default_rng(18)
+    z = rng.standard_normal(3000)
+    q = stats.norm.ppf(0.99)
+    frame = pd.DataFrame({
+        "true": tick_loss(z, np.full(z.size, q), 0.01),
+        "close": tick_loss(z, np.full(z.size, q * 1.02), 0.01),
+        "bad": tick_loss(z, np.full(z.size, q * 0.5), 0.01),
+    })
+    out = model_confidence_set(frame, reps=300, seed=1)
+    assert bool(out.loc["true", "in_mcs"]) and not bool(out.loc["bad", "in_mcs"])
+    assert out.index[0] in ("true", "close")

@@ -96,9 +96,9 @@ def test_walk_forward_counts_refits_and_falls_back_on_failed_fits() -> None:
     x = np.r_[np.nan, np.zeros(500), rng.normal(0, 0.001, 1500)]
     res = walk_forward(x, GarchConfig(min_window=300, refit_every=200, window_size=300))
     assert res.refits == len(range(300, x.size, 200))
-    assert res.fallbacks >= 1  # the all-zero window cannot be fitted
-    assert np.isnan(res.variance[:500]).all()  # no good parameters yet → no forecast, not a guess
-    assert np.isfinite(res.variance[-500:]).all()
+    assert res.fallbacks >= 1 and sum(res.rejects.values()) == res.fallbacks  # the all-zero window
+    assert np.isnan(res.variance[:500]).all()  # a constant window: not even the fallback has a scale
+    assert np.isfinite(res.variance[-500:]).all() and not res.fallback[-500:].any()
 
 
 def test_walk_forward_keeps_last_good_parameters_when_a_refit_fails(monkeypatch) -> None:
@@ -107,15 +107,16 @@ def test_walk_forward_keeps_last_good_parameters_when_a_refit_fails(monkeypatch)
     rng = np.random.default_rng(5)
     x = np.r_[np.nan, rng.normal(0, 0.001, 2000)]
     calls = {"n": 0}
-    real_fit = garch.fit_window
+    real_fit = garch.fit_window_detailed
 
     def flaky(window, config, start=None):
         calls["n"] += 1
-        return None if calls["n"] == 3 else real_fit(window, config, start)
+        return (None, "not_converged") if calls["n"] == 3 else real_fit(window, config, start)
 
-    monkeypatch.setattr(garch, "fit_window", flaky)
+    monkeypatch.setattr(garch, "fit_window_detailed", flaky)
     res = garch.walk_forward(x, GarchConfig(min_window=500, refit_every=300))
-    assert res.fallbacks == 1
+    assert res.fallbacks == 1 and res.rejects == {"not_converged": 1}
+    assert not res.fallback.any()  # a rejected refit keeps the last accepted fit, not the fallback model
     assert np.isnan(res.variance[:500]).all() and np.isfinite(res.variance[500:]).all()
 
 
@@ -164,3 +165,141 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path, small_market) -> None:
     fc, hit = cached_forecast(forecaster, small_market, None, cache)
     assert hit is False and isinstance(fc, VolForecast)
     assert cached_forecast(forecaster, small_market, None, cache)[1] is True
+
+
+# --------------------------------------------------------------------------- issue 15: faithful walk-forward
+
+
+@pytest.mark.parametrize("vol", ["garch", "gjr"])
+@pytest.mark.parametrize("dist", ["normal", "t", "skewt"])
+def test_compiled_fit_reaches_archs_optimum(vol, dist) -> None:
+    from forecasters.garch import _model
+
+    y = simulate_garch_t(800, 0.05, 0.06, 0.88, 6.0, np.random.default_rng(2), gamma=0.04)
+    config = GarchConfig(vol=vol, dist=dist)
+    params = fit_window(y, config)
+    assert params is not None and params.persistence < 1
+    model = _model(y * params.scale, config)
+    reference = model.fit(disp="off")
+    values = {"mu": params.mu, "omega": params.omega, "alpha[1]": params.alpha, "gamma[1]": params.gamma,
+              "beta[1]": params.beta, "nu": params.nu, "eta": params.nu, "lambda": params.lam}
+    ours = model.fix([values[n] for n in param_names(model)]).loglikelihood  # arch scores our optimum
+    assert ours >= reference.loglikelihood - 1e-3
+    assert ours == pytest.approx(reference.loglikelihood, abs=0.05)
+
+
+def test_compiled_skewt_likelihood_equals_arch_at_fixed_parameters() -> None:
+    from forecasters import garch_kernels as K
+
+    y = simulate_garch_t(600, 0.05, 0.06, 0.88, 6.0, np.random.default_rng(3), gamma=0.04)
+    model = arch_model(y, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="skewt", rescale=False)
+    fixed = model.fix([0.01, 0.05, 0.04, 0.05, 0.88, 7.0, -0.2])
+    bc = float(K.backcast(y - y.mean()))
+    ours = K.loglik(y, np.array([0.01, 0.05, 0.04, 0.05, 0.88, 7.0, -0.2]), K.SKEWT, bc)
+    assert ours == pytest.approx(fixed.loglikelihood, rel=1e-9)
+
+
+def test_fallback_model_fills_rows_before_the_first_accepted_fit(monkeypatch) -> None:
+    import forecasters.garch as garch
+
+    x = np.r_[np.nan, np.random.default_rng(6).normal(0.0002, 0.006, 900)]
+    real_fit = garch.fit_window_detailed
+    calls = {"n": 0}
+
+    def reject_first_two(window, config, start=None):
+        calls["n"] += 1
+        return (None, "non_stationary") if calls["n"] <= 2 else real_fit(window, config, start)
+
+    monkeypatch.setattr(garch, "fit_window_detailed", reject_first_two)
+    config = GarchConfig(min_window=500, window_size=500, refit_every=100, residual_tails=10)
+    res = garch.walk_forward(x, config)
+    first = 500  # row 500 is the first with 500 returns
+    assert np.isnan(res.variance[:first]).all() and np.isfinite(res.variance[first:]).all()
+    assert res.fallback[first:first + 200].all() and not res.fallback[first + 200:].any()
+    assert res.rejects == {"non_stationary": 2}
+    # the stated fallback: RiskMetrics EWMA (0.94) on the window, started at arch's backcast
+    window = x[1:first + 1]
+    e = window - window.mean()
+    w = 0.94 ** np.arange(75)
+    s2 = np.sum(w * e[:75] ** 2) / w.sum()
+    for v in e:
+        s2 = 0.94 * s2 + 0.06 * v * v
+    assert res.variance[first] == pytest.approx(s2, rel=1e-9)
+    assert res.mean[first] == pytest.approx(window.mean(), rel=1e-9)
+    assert res.nu[first] == np.inf  # normal shocks while on the fallback
+
+
+def test_fitted_mean_is_kept_and_tails_are_the_windows_own_residuals() -> None:
+    from forecasters.garch import _filter
+
+    rng = np.random.default_rng(8)
+    x = np.r_[np.nan, 0.002 + simulate_garch_t(1200, 0.05, 0.06, 0.9, 6.0, rng) * 0.005]
+    config = GarchConfig(min_window=600, window_size=600, refit_every=150, residual_tails=12)
+    res = walk_forward(x, config)
+    assert np.nanmean(res.mean) == pytest.approx(0.002, abs=0.0006)
+    tau = 600 + 150  # a refit row: the window x[151..750]
+    window = x[tau - 599:tau + 1]
+    params = fit_window(window, config, start=None)
+    assert params is not None
+    y = window * params.scale
+    s2 = _filter(y, params, "garch")
+    z = np.sort((y - params.mu) / np.sqrt(s2[:-1]))
+    np.testing.assert_allclose(res.z_lo[tau], z[:12], rtol=1e-4)
+    np.testing.assert_allclose(res.z_hi[tau], z[::-1][:12], rtol=1e-4)
+    assert res.z_n[tau] == 600
+
+
+@pytest.mark.parametrize("vol,dist", [("garch", "skewt"), ("gjr", "skewt"), ("gjr", "t")])
+def test_no_lookahead_new_models_and_their_residual_tails(small_market, vol, dist) -> None:
+    t = 900
+    forecaster = GarchForecaster(GarchConfig(vol=vol, dist=dist, min_window=400, window_size=400, refit_every=50,
+                                             residual_tails=20))
+    before = forecaster.forecast(small_market)
+    after = forecaster.forecast(change_future(small_market, t))
+    for key in ("mu", "nu", "z_lo", "z_hi"):
+        np.testing.assert_array_equal(before.info[key][: t + 1], after.info[key][: t + 1])
+    np.testing.assert_array_equal(before.sigma[: t + 1], after.sigma[: t + 1])
+    assert not np.allclose(before.info["z_lo"][t + 60:], after.info["z_lo"][t + 60:])
+
+
+def test_daily_walk_forward_agrees_with_an_independent_arch_walk_forward() -> None:
+    """Day by day on real ECB EURUSD fixes: our warm-started compiled fits vs arch fitted cold each day."""
+    import warnings
+
+    from tests.conftest import load_script
+
+    closes = load_script("var_backtest")._ecb_closes(["EURUSD"], end="2001-06-30")["EURUSD"].to_numpy()
+    x = np.r_[np.nan, np.diff(np.log(closes))][:561]
+    config = GarchConfig(vol="gjr", dist="t", refit_every=1, window_size=500, min_window=500, seasonal=False)
+    res = walk_forward(x, config)
+    assert res.rejects == {} and np.isfinite(res.variance[500:]).all()
+    ratio = []
+    for tau in range(500, 560):
+        model = arch_model(x[tau - 499: tau + 1] * 100, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t",
+                           rescale=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = model.fit(disp="off")
+        independent = fitted.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0] / 1e4
+        ratio.append(np.sqrt(res.variance[tau] / independent))
+        assert res.mean[tau] == pytest.approx(fitted.params["mu"] / 100, abs=2e-5)
+    deviation = np.abs(np.array(ratio) - 1)
+    assert np.median(deviation) < 1e-3 and np.quantile(deviation, 0.99) < 0.01
+
+
+def test_compiled_kernels_equal_the_interpreted_python() -> None:
+    from forecasters import garch_kernels as K
+
+    y = simulate_garch_t(700, 0.05, 0.06, 0.88, 6.0, np.random.default_rng(9), gamma=0.04)
+    params = np.array([0.01, 0.05, 0.04, 0.05, 0.88, 7.0, -0.2])
+    bc = float(K.backcast_python(y - y.mean()))
+    assert K.backcast(y - y.mean()) == pytest.approx(bc, rel=1e-13)
+    for dist in (K.NORMAL, K.STUDENT, K.SKEWT):
+        assert K.loglik(y, params, dist, bc) == pytest.approx(K.loglik_python(y, params, dist, bc), rel=1e-12)
+        free = np.array([0, 1, 2, 3, 4, 5, 6], dtype=np.int64)
+        f_c, g_c = K.nll_grad(y, params, free, dist, bc)
+        f_p, g_p = K.nll_grad_python(y, params, free, dist, bc)
+        assert f_c == pytest.approx(f_p, rel=1e-12)
+        np.testing.assert_allclose(g_c, g_p, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(K.variance(y, 0.05, 0.04, 0.05, 0.88, bc),
+                               K.variance_python(y, 0.05, 0.04, 0.05, 0.88, bc), rtol=1e-13)

@@ -78,3 +78,50 @@ def test_forecast_report_default_run_includes_the_neural_models(tmp_path) -> Non
     assert {"lstm-scaled", "gru-scaled"} <= set(table.index)
     # t-based models near nominal on the bundled sample: Kupiec does not reject at 1%
     assert (table.loc[["garch-t", "gjr-t", "egarch-t", "student-t"], "kupiec_p"] > 0.01).all()
+
+
+# --------------------------------------------------------------------------- var_backtest (issue 15)
+
+
+def test_var_backtest_on_a_csv_writes_table_report_and_plots(tmp_path, capsys) -> None:
+    csv = _synthetic_csv(tmp_path / "bars.csv", 1_000)
+    rc = load_script("var_backtest").main([
+        "--source", "csv", "--csv", str(csv), "--window", "300", "--refit-every", "100",
+        "--models", "hs", "ewma", "garch-t", "garch-normal-evt", "gjr-skewt-fhs", "--levels", "0.99", "0.95",
+        "--mcs-reps", "20", "--out", str(tmp_path / "runs"),
+    ])
+    assert rc == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert not run.name.endswith(".partial")
+    table = pd.read_csv(run / "backtest.csv")
+    for col in ("symbol", "model", "level", "n", "exceptions", "rate", "kupiec_p", "ind_p", "cc_p", "dq_p",
+                "duration_p", "zone", "es_z1", "es_z2", "es_z3", "mf_es_p", "tick_loss", "mcs_p", "passes"):
+        assert col in table.columns, col
+    assert len(table) == 5 * 2 and (table["n"] == 1_000 - 1 - 300).all()  # every model on the same rows
+    assert table["zone"].isin(["green", "yellow", "red"]).all()
+    report = (run / "report.md").read_text()
+    assert "garch-normal-evt (best, fixed)" in report and "rolling window 300" in report
+    assert (run / "report.html").read_text().count("<table>") >= 3
+    assert (run / "var_band_EURUSD.png").stat().st_size > 10_000
+    assert "pairs passing Kupiec and CC" in capsys.readouterr().out
+
+
+def test_var_backtest_unknown_model_is_one_clear_line(tmp_path, capsys) -> None:
+    rc = load_script("var_backtest").main(["--source", "sample", "--models", "hs", "garch-cauchy",
+                                           "--out", str(tmp_path / "runs")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "garch-cauchy" in err and "garch-normal-evt" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ecb_reader_computes_crosses_through_eur() -> None:
+    closes = load_script("var_backtest")._ecb_closes(["EURUSD", "USDJPY", "GBPUSD"], start="1999-01-04",
+                                                     end="1999-01-05")
+    first = closes.iloc[0]  # the ECB's first fix, 4 Jan 1999: USD 1.1789, JPY 133.73, GBP 0.7111 per EUR
+    assert first["EURUSD"] == pytest.approx(1.1789)
+    assert first["USDJPY"] == pytest.approx(133.73 / 1.1789)
+    assert first["GBPUSD"] == pytest.approx(1.1789 / 0.7111)
+    assert str(closes.index[0].date()) == "1999-01-04" and closes.notna().all().all()
+    cyp = load_script("var_backtest")._ecb_closes(["EURCYP"])  # the pound of Cyprus ends in 2007: rows dropped
+    assert cyp.index[-1].year == 2007 and cyp.notna().all().all()

@@ -453,3 +453,208 @@ def test_residual_quantile_var_matches_closed_form_for_normal_residuals() -> Non
     np.testing.assert_allclose(risk.es[1:], 2.6652 * 0.002, rtol=1e-2)
     np.testing.assert_allclose(risk.var_short[1:], risk.var[1:], rtol=1e-9)
     assert np.isnan(risk.var[0]).all()
+
+
+# --------------------------------------------------------------------------- issue 15: skewed t, EVT, per-window FHS
+
+def _two_series(n: int, seed: int, nu: float) -> np.ndarray:
+    """Two independent GARCH-t series as a (time, 2) array (row 0 NaN)."""
+    return np.column_stack([simulate_garch_t(n, seed=seed, nu=nu)[0], simulate_garch_t(n, seed=seed + 1, nu=nu)[0]])
+
+
+
+@pytest.mark.parametrize("nu,lam", [(5.0, -0.2), (8.0, 0.15), (30.0, -0.05), (4.0, 0.0)])
+@pytest.mark.parametrize("alpha", [0.99, 0.95])
+def test_skewt_tail_matches_arch_ppf_and_numerical_es(nu, lam, alpha) -> None:
+    from arch.univariate import SkewStudent
+    from scipy import integrate
+
+    from forecasters.var import skewt_tail
+
+    dist = SkewStudent()
+    q, es = skewt_tail(alpha, nu, lam)
+    p = 1 - alpha
+    assert float(q) == pytest.approx(-dist.ppf(p, [nu, lam]), rel=1e-9)
+    es_num = -integrate.quad(lambda u: dist.ppf(u, [nu, lam]), 0, p, limit=200)[0] / p
+    assert float(es) == pytest.approx(es_num, rel=1e-5)
+    qs, _ = skewt_tail(alpha, nu, -lam)  # short side: the right tail of Z is the left tail of -Z
+    assert float(qs) == pytest.approx(dist.ppf(alpha, [nu, lam]), rel=1e-9)
+    if lam == 0.0:
+        qt, et = t_tail(alpha, nu)
+        assert float(q) == pytest.approx(float(qt), rel=1e-9) and float(es) == pytest.approx(float(et), rel=1e-9)
+
+
+@pytest.mark.parametrize("xi_true", [-0.2, 0.0, 0.25, 0.6])
+def test_gpd_fit_reaches_scipys_maximum_likelihood(xi_true) -> None:
+    from forecasters.var import gpd_fit
+
+    rng = np.random.default_rng(int(10 * (xi_true + 1)))
+    samples = stats.genpareto.rvs(xi_true, scale=0.7, size=(3, 60), random_state=rng)
+    xi, beta = gpd_fit(samples)
+    for row in range(3):
+        c, _, scale = stats.genpareto.fit(samples[row], floc=0)
+        ll_scipy = stats.genpareto.logpdf(samples[row], c, scale=scale).sum()
+        ll_ours = stats.genpareto.logpdf(samples[row], xi[row], scale=beta[row]).sum()
+        assert ll_ours >= ll_scipy - 1e-6
+        assert xi[row] == pytest.approx(c, abs=0.02)
+
+
+def test_gpd_tail_is_the_quantile_and_tail_mean_of_the_fitted_law() -> None:
+    from forecasters.var import gpd_tail
+
+    xi, beta, u, frac, alpha = 0.2, 0.6, 1.5, 0.1, 0.99
+    var, es = gpd_tail(alpha, np.array([u]), np.array([xi]), np.array([beta]), frac)
+    # P(L > u + y) = frac (1 - G(y)): the alpha quantile solves frac (1 - G) = 1 - alpha
+    y_q = stats.genpareto.ppf(1 - (1 - alpha) / frac, xi, scale=beta)
+    assert var[0] == pytest.approx(u + y_q, rel=1e-10)
+    # ES = VaR + mean excess over VaR, which is GPD with scale beta + xi (VaR - u)
+    assert es[0] == pytest.approx(var[0] + (beta + xi * (var[0] - u)) / (1 - xi), rel=1e-10)
+    with pytest.raises(ValueError, match="exceedance share"):
+        gpd_tail(0.8, np.array([u]), np.array([xi]), np.array([beta]), frac)
+
+
+@pytest.fixture(scope="module")
+def garch_forecast():
+    import pandas as pd
+
+    from forecasters.garch import GarchConfig, GarchForecaster
+
+    r = _two_series(1600, 31, 5.0)
+    r = r + 2e-4
+    index = pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+    config = GarchConfig(vol="gjr", dist="skewt", min_window=500, window_size=500, refit_every=25,
+                         seasonal=False, residual_tails=51)
+    return r, GarchForecaster(config).forecast_returns(r, index, ("A", "B"))
+
+
+def test_garch_var_uses_the_fitted_mean(garch_forecast) -> None:
+    from forecasters.var import garch_var
+
+    r, fc = garch_forecast
+    with_mean = garch_var(fc, 0.99)
+    mu = fc.info["mu"]
+    assert np.nanmean(mu) == pytest.approx(2e-4, abs=2e-4)
+    zero = conditional_var(fc, 0.99, dist="skewt", mu=0.0)
+    rows = np.isfinite(with_mean.var)
+    np.testing.assert_allclose(with_mean.var[rows], zero.var[rows] - mu[rows], rtol=1e-12)
+    np.testing.assert_allclose(with_mean.var_short[rows], zero.var_short[rows] + mu[rows], rtol=1e-12)
+
+
+def test_garch_fhs_is_the_empirical_quantile_of_the_windows_residuals(garch_forecast) -> None:
+    from forecasters.var import garch_var
+
+    r, fc = garch_forecast
+    risk = garch_var(fc, 0.99, method="fhs")
+    t = 700
+    k = fc.info["z_lo"].shape[-1]
+    n = int(fc.info["z_n"][t, 0])
+    # build the full sorted window from the stored tails is impossible; check against a window
+    # with the same k smallest values and anything larger in the middle
+    z = np.r_[fc.info["z_lo"][t, 0], np.full(n - 2 * k, 0.0), fc.info["z_hi"][t, 0]]
+    q_lo, q_hi = np.quantile(z, 0.01), np.quantile(z, 0.99)
+    mu, s = fc.info["mu"][t, 0], fc.sigma[t, 0]
+    assert risk.var[t, 0] == pytest.approx(-mu - s * q_lo, rel=1e-12)
+    assert risk.var_short[t, 0] == pytest.approx(mu + s * q_hi, rel=1e-12)
+    worst = np.sort(z)[: int(np.floor((n - 1) * 0.01)) + 1]
+    assert risk.es[t, 0] == pytest.approx(-mu - s * worst.mean(), rel=1e-12)
+    assert (risk.es[np.isfinite(risk.es)] >= risk.var[np.isfinite(risk.es)] - 1e-15).all()
+
+
+def test_garch_evt_covers_a_fat_tailed_garch_series() -> None:
+    import pandas as pd
+
+    from forecasters.backtests import exceptions
+    from forecasters.base import realised_next
+    from forecasters.garch import GarchConfig, GarchForecaster
+    from forecasters.var import garch_var
+
+    r = _two_series(5000, 41, 4.0)
+    index = pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+    config = GarchConfig(vol="garch", dist="normal", min_window=1000, window_size=1000, refit_every=100,
+                         seasonal=False, residual_tails=101)
+    fc = GarchForecaster(config).forecast_returns(r, index, ("A", "B"))
+    evt = garch_var(fc, 0.99, method="evt")
+    normal = garch_var(fc, 0.99)
+    nxt = realised_next(r)
+    rate_evt = np.mean([exceptions(nxt[:, j], evt.var[:, j]).mean() for j in range(2)])
+    rate_normal = np.mean([exceptions(nxt[:, j], normal.var[:, j]).mean() for j in range(2)])
+    assert 0.006 < rate_evt < 0.0145  # 8,000 test rows: 1% +- 0.45 pp
+    assert rate_normal > rate_evt
+    assert (evt.es[np.isfinite(evt.es)] > evt.var[np.isfinite(evt.es)]).all()
+
+
+@pytest.mark.parametrize("method", ["parametric", "fhs", "evt"])
+def test_garch_var_no_lookahead(method) -> None:
+    import pandas as pd
+
+    from forecasters.garch import GarchConfig, GarchForecaster
+    from forecasters.var import garch_var
+
+    r = _two_series(1000, 51, 5.0)
+    changed = r.copy()
+    cut = 800
+    changed[cut + 1:] *= 3.0
+    index = pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+    config = GarchConfig(vol="gjr", dist="skewt", min_window=500, window_size=500, refit_every=10,
+                         seasonal=False, residual_tails=51)
+    a = garch_var(GarchForecaster(config).forecast_returns(r, index, ("A", "B")), 0.99, method=method)
+    b = garch_var(GarchForecaster(config).forecast_returns(changed, index, ("A", "B")), 0.99, method=method)
+    np.testing.assert_array_equal(a.var[: cut + 1], b.var[: cut + 1])
+    np.testing.assert_array_equal(a.es[: cut + 1], b.es[: cut + 1])
+    assert not np.allclose(a.var[cut + 20:], b.var[cut + 20:])
+
+
+def test_suite_skewt_ppf_and_cdf_match_arch() -> None:
+    from arch.univariate import SkewStudent
+
+    from forecasters.var_suite import skewt_cdf, skewt_ppf
+
+    u = np.array([0.001, 0.01, 0.3, 0.5, 0.8, 0.995])
+    for nu, lam in ((5.0, -0.3), (12.0, 0.2)):
+        ref = SkewStudent().ppf(u, [nu, lam])
+        np.testing.assert_allclose(skewt_ppf(u, nu, lam), ref, rtol=1e-10)
+        np.testing.assert_allclose(skewt_cdf(ref, nu, lam), u, rtol=1e-9)
+        np.testing.assert_allclose(SkewStudent().cdf(ref, [nu, lam]), u, rtol=1e-9)
+
+
+def test_suite_config_rejects_bad_settings_in_one_line() -> None:
+    from forecasters.var_suite import SuiteConfig
+
+    with pytest.raises(ValueError, match="unknown model 'garch-x'"):
+        SuiteConfig(models=("hs", "garch-x"))
+    with pytest.raises(ValueError, match="below tail_fraction"):
+        SuiteConfig(levels=(0.85,))
+
+
+def test_suite_evt_and_fhs_laws_invert_and_give_z3_near_zero_under_their_own_law() -> None:
+    from forecasters.backtests import acerbi_szekely_z3
+    from forecasters.var_suite import _evt_law, _fhs_law
+
+    t, rng = 2000, np.random.default_rng(61)
+    one = np.ones(t)
+    cdf, ppf = _evt_law(0.0 * one, 2.0 * one, 1.3 * one, 0.2 * one, 0.5 * one, 0.1 * one)
+    u = np.array([1e-4, 0.003, 0.05, 0.099])
+    for q in u:
+        np.testing.assert_allclose(cdf(np.full(t, ppf(np.array([q]))[0, 0])), q, rtol=1e-9)
+    z3 = []
+    for _ in range(30):  # returns drawn from the law itself: 10% GPD tail beyond u, the rest above it
+        tail = rng.random(t) < 0.1
+        loss = 1.3 + stats.genpareto.rvs(0.2, scale=0.5, size=t, random_state=rng)
+        r = np.where(tail, -2.0 * loss, 2.0 * rng.uniform(-1.3, 3.0, t))
+        z3.append(acerbi_szekely_z3(cdf(r), ppf, 0.025))
+    assert abs(np.mean(z3)) < 0.03
+    z_lo = np.sort(rng.standard_normal((t, 60)), axis=1)
+    cdf_f, ppf_f = _fhs_law(np.zeros(t), one, z_lo, np.full(t, 600.0))
+    pos = np.array([0.0, 3.5, 10.25])
+    np.testing.assert_allclose(cdf_f(ppf_f(pos / 599.0)[:, 1]), 3.5 / 599.0, rtol=1e-9)
+
+
+def test_suite_z3_is_minus_infinity_for_a_loss_outside_the_models_support() -> None:
+    from forecasters.var_suite import _law, _z3
+
+    t = 1000
+    y = np.random.default_rng(71).standard_normal(t)
+    cdf, ppf = _law("normal", np.zeros(t), np.ones(t), None, None)
+    assert np.isfinite(_z3(y, cdf, ppf, 0.01))
+    y[500] = -40.0  # a 40-sigma loss: PIT ~ 1e-350 under the normal law
+    assert _z3(y, cdf, ppf, 0.01) == -np.inf
