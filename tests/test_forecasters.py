@@ -266,9 +266,10 @@ def test_daily_walk_forward_agrees_with_an_independent_arch_walk_forward() -> No
     """Day by day on real ECB EURUSD fixes: our warm-started compiled fits vs arch fitted cold each day."""
     import warnings
 
-    from tests.conftest import load_script
+    from simulator.ecb import load_ecb
 
-    closes = load_script("var_backtest")._ecb_closes(["EURUSD"], end="2001-06-30")["EURUSD"].to_numpy()
+    market = load_ecb(["EURUSD"], end="2001-06-30", account_currency=None, depth="infinite")
+    closes = market.bars[("EURUSD", "close")].to_numpy()
     x = np.r_[np.nan, np.diff(np.log(closes))][:561]
     config = GarchConfig(vol="gjr", dist="t", refit_every=1, window_size=500, min_window=500, seasonal=False)
     res = walk_forward(x, config)

@@ -115,13 +115,17 @@ def test_var_backtest_unknown_model_is_one_clear_line(tmp_path, capsys) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-def test_ecb_reader_computes_crosses_through_eur() -> None:
-    closes = load_script("var_backtest")._ecb_closes(["EURUSD", "USDJPY", "GBPUSD"], start="1999-01-04",
-                                                     end="1999-01-05")
+def test_var_backtest_reads_the_ecb_crosses_through_eur() -> None:
+    import argparse
+
+    args = argparse.Namespace(source="ecb", symbols=["EURUSD", "USDJPY", "GBPUSD"], start="1999-01-04",
+                              end="1999-01-05")
+    closes, source = load_script("var_backtest").load_closes(args)
     first = closes.iloc[0]  # the ECB's first fix, 4 Jan 1999: USD 1.1789, JPY 133.73, GBP 0.7111 per EUR
     assert first["EURUSD"] == pytest.approx(1.1789)
     assert first["USDJPY"] == pytest.approx(133.73 / 1.1789)
     assert first["GBPUSD"] == pytest.approx(1.1789 / 0.7111)
-    assert str(closes.index[0].date()) == "1999-01-04" and closes.notna().all().all()
-    cyp = load_script("var_backtest")._ecb_closes(["EURCYP"])  # the pound of Cyprus ends in 2007: rows dropped
+    assert str(closes.index[0].date()) == "1999-01-04" and closes.notna().all().all() and "ECB" in source
+    args.symbols, args.start, args.end = ["EURCYP"], None, None  # the pound of Cyprus ends in 2007
+    cyp, _ = load_script("var_backtest").load_closes(args)
     assert cyp.index[-1].year == 2007 and cyp.notna().all().all()
