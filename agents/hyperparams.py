@@ -94,6 +94,9 @@ class DataConfig:
             raise ValueError(f"data.csv_columns must be a mapping field -> column, got {self.csv_columns!r}")
         if not self.symbols:
             raise ValueError("data.symbols must name at least one pair")
+        if self.source == "sample" and tuple(self.symbols) != ("EURUSD",):
+            raise ValueError(f"data.symbols {list(self.symbols)}: the bundled sample holds EURUSD only — use "
+                             "data.source ecb, csv or synthetic for other pairs")
         if not 0 <= self.data_seed <= SEED_MAX:
             raise ValueError(f"data.data_seed must be in [0, {SEED_MAX}], got {self.data_seed}")
         if self.n_bars < 1000:

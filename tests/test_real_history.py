@@ -225,3 +225,8 @@ def test_a_cross_in_a_usd_account_stress_tests_with_its_conversion_rates() -> No
     stressed = apply_scenario(get_scenario("snb_2015"), market, EnvConfig(), rng=np.random.default_rng(0))
     assert stressed.market.conversion is not None
     assert any("not stressed" in n for n in stressed.notes)
+
+
+def test_other_pairs_on_the_bundled_sample_are_one_clear_line() -> None:
+    with pytest.raises(ValueError, match="the bundled sample holds EURUSD only"):
+        DataConfig(source="sample", symbols=("USDJPY",))
