@@ -131,20 +131,35 @@ class PPOConfig:
     """
 
     learning_rate: float = 3e-4
+    """Adam step size."""
     n_steps: int = 128
+    """Steps per environment per rollout (a rollout is n_steps × n_envs transitions)."""
     batch_size: int = 1024
+    """Minibatch size, transitions."""
     n_epochs: int = 5
+    """Passes over each rollout."""
     gamma: float = 0.99
+    """Discount factor per step."""
     gae_lambda: float = 0.95
+    """GAE λ."""
     clip_range: float = 0.2
+    """PPO clipping of the probability ratio."""
     ent_coef: float = 0.0
+    """Entropy bonus weight in the loss."""
     vf_coef: float = 0.5
+    """Value-loss weight in the loss."""
     max_grad_norm: float = 0.5
+    """Gradient clipping, L2 norm."""
     target_kl: float | None = None
+    """Stop an update early beyond this approximate KL divergence (None: never)."""
     net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the policy and value networks."""
     log_std_init: float = -0.5
+    """Initial log standard deviation of the Gaussian policy (in action units, actions in [-1, 1])."""
     recurrent: bool = False
+    """sb3-contrib RecurrentPPO with an LSTM policy instead of an MLP."""
     torch_threads: int = 1
+    """torch CPU threads (1: see the class docstring)."""
 
     def __post_init__(self) -> None:
         check_finite(self, "ppo.")
@@ -172,10 +187,15 @@ class LagrangeConfig:
     """
 
     enabled: bool = False
+    """Train with the Lagrangian (needs env.var_mode: cost)."""
     cost_budget: float = 0.01
+    """Allowed mean cost per step (VaR utilisation above 1, averaged over steps)."""
     multiplier_lr: float = 5.0
+    """Step size of the multiplier update, λ per unit of cost above budget."""
     initial_multiplier: float = 0.0
+    """λ at the start of training."""
     max_multiplier: float = 1000.0
+    """Upper bound of λ."""
 
     def __post_init__(self) -> None:
         check_finite(self, "lagrange.")
@@ -226,17 +246,29 @@ class TrainConfig:
     """
 
     name: str = "ppo"
+    """Run name (the run folder is runs/train-<name>-<UTC time>)."""
     seed: int = 0
+    """Seed of torch, numpy and the environments' generators."""
     total_timesteps: int = 300_000
+    """Environment steps to train, summed over the parallel accounts."""
     n_envs: int = 32
+    """Parallel accounts stepped by one batched core."""
     eval_every: int = 50_000
+    """Timesteps between validation runs (candidates for best_model.zip)."""
     checkpoint_every: int = 50_000
+    """Timesteps between complete checkpoints (for --resume)."""
     reward_normalisation: bool = True
+    """Scale rewards by SB3's running return deviation (training only)."""
     data: DataConfig = field(default_factory=DataConfig)
+    """The market and its date split."""
     env: EnvConfig = field(default_factory=EnvConfig)
+    """Observations, actions, VaR limit, reward, costs."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
     lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
+    """Constrained PPO (Lagrangian) settings."""
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    """Which validation checkpoint becomes best_model.zip."""
 
     def __post_init__(self) -> None:
         if not self.name.replace("-", "").replace("_", "").isalnum():

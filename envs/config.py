@@ -88,20 +88,31 @@ class EnvConfig:
     var_window: Duration = "1M"
     """Filtered-historical-simulation window of standardised residuals (1M = 504 hourly bars; daily: 250)."""
     var_mode: str = "shield"
+    """How the VaR limit acts: shield (scale the order down), penalty (reward term) or cost (info['cost'])."""
     var_limit: float = 0.01
+    """VaR limit, fraction of equity (one bar at var_alpha): 0.01 = the position may lose 1% in a 1-in-100 bar."""
     var_penalty: float = 1.0
+    """Penalty mode: reward minus var_penalty × (VaR utilisation − 1) when over the limit (reward units)."""
     reward: str = "log_return"
+    """log_return (of equity, net of costs), differential_sharpe (Moody & Saffell) or risk_penalised."""
     risk_penalty: str = "variance"
+    """risk_penalised reward: variance (squared return) or drawdown (increase of the drawdown)."""
     risk_aversion: float = 1.0
+    """Weight of the risk penalty in the risk_penalised reward (per unit of squared return or drawdown)."""
     dsr_eta: float = 0.01
+    """EMA rate of the differential Sharpe ratio, per bar."""
     reward_scale: float = 1.0
+    """Multiplier of every reward (dimensionless)."""
     default_liquidity: float | str = field(default="bis2022", metadata={"allow_inf": True})
     """Depth (base-currency units per bar) for markets without a liquidity field: a number (inf:
     unlimited, no impact), or "bis2022" — BIS 2022 turnover by pair spread over the day
     (:mod:`simulator.depth`). Either way it is said in the environment data's notes."""
     account: AccountConfig = field(default_factory=AccountConfig)
+    """Money and margin rules (currency, starting equity, leverage cap, stop-out)."""
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    """Costs and fills (commission, slippage, square-root impact, participation cap)."""
     financing: FinancingConfig = field(default_factory=FinancingConfig)
+    """Interest rates by currency and the broker markup."""
 
     def __post_init__(self) -> None:
         check_finite(self, "")

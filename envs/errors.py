@@ -1,10 +1,10 @@
-"""The environments' invalid-call error: ours (one line) and gymnasium's ``ResetNeeded`` at once."""
+"""The environments' errors: ours (one line) and gymnasium's at once (``ResetNeeded``, ``InvalidAction``)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 
-from simulator.errors import InvalidCallError
+from simulator.errors import FxRiskError, InvalidCallError
 
 
 class ResetNeededError(InvalidCallError, gym.error.ResetNeeded):
@@ -12,6 +12,13 @@ class ResetNeededError(InvalidCallError, gym.error.ResetNeeded):
 
     Raised by every core (numpy, the compiled generic and one-pair kernels, the single environment);
     a script or a gymnasium wrapper can catch it as either type.
+    """
+
+
+class InvalidActionError(FxRiskError, ValueError, gym.error.InvalidAction):
+    """An action of the wrong shape, non-finite, or outside the action space (one line naming it).
+
+    Also a ``ValueError`` and gymnasium's ``InvalidAction``, so callers may catch any of the three.
     """
 
 

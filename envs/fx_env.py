@@ -19,7 +19,7 @@ from gymnasium import spaces
 from envs.config import EnvConfig
 from envs.core import ACCOUNT_FEATURES, OBS_BOUND, BatchState, FxRiskCore
 from envs.data import EnvData, prepare_env_data
-from envs.errors import ResetNeededError
+from envs.errors import InvalidActionError, ResetNeededError
 from envs.single_pair import SinglePairCore
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
@@ -33,14 +33,15 @@ def check_action(action: Any, space: spaces.Box, *, exact: bool = False) -> np.n
     arr = np.asarray(action, dtype=np.float64)
     if (arr.shape != space.shape) if exact else (arr.ndim < len(space.shape)
                                                  or arr.shape[-len(space.shape):] != space.shape):
-        raise ValueError(f"action shape {arr.shape} does not match the action space {space.shape} "
-                         f"(one target per pair)")
+        raise InvalidActionError(f"action shape {arr.shape} does not match the action space {space.shape} "
+                                 f"(one target per pair)")
     if not np.isfinite(arr).all():
-        raise ValueError(f"action contains NaN or inf: {arr.tolist()} — the policy produced a non-finite output")
+        raise InvalidActionError(f"action contains NaN or inf: {arr.tolist()} — the policy produced a non-finite "
+                                 f"output")
     lo, hi = float(space.low.min()), float(space.high.max())
     if (arr < lo - 1e-6).any() or (arr > hi + 1e-6).any():
-        raise ValueError(f"action {arr.tolist()} is outside the action space [{lo}, {hi}] — clip it or rescale "
-                         f"the policy output")
+        raise InvalidActionError(f"action {arr.tolist()} is outside the action space [{lo}, {hi}] — clip it or "
+                                 f"rescale the policy output")
     return arr
 
 
@@ -67,10 +68,70 @@ def observation_names(core: FxRiskCore) -> list[str]:
 
 
 class FxRiskEnv(gym.Env):
-    """One trading account over one market (one or several pairs). See the module docstring.
+    """One FX trading account over one market (one or several pairs), sized under a VaR limit.
 
-    Build it from a :class:`~simulator.market.MarketData` (default: the bundled EURUSD 2017
-    sample) and an :class:`~envs.config.EnvConfig`, or from prepared :class:`EnvData`.
+    ## Description
+    After the close of bar t the agent sets target positions, seeing data <= t only. The orders
+    fill at the open of bar t+1 at bid/ask with commission, slippage and square-root impact
+    against the bar's depth (partial fills beyond ``execution.max_participation``); financing
+    accrues over the calendar time held; the account is marked at the close of t+1. A one-bar
+    VaR limit (filtered historical simulation on the volatility forecast) acts as a shield, a
+    reward penalty or a constrained-RL cost (``var_mode``). Money is in the account currency.
+
+    ## Action Space
+    ``Box(-1, 1, shape=(P,), float32)``, one entry per pair. ``action_mode="exposure"``: target
+    exposure as a fraction of the maximum leverage (sign = direction). ``"sizing"``: the
+    direction is a time-series momentum signal; the size is ``(a + 1) / 2`` in [0, 1] of the
+    ``size_unit`` (maximum leverage, or the position whose own VaR is the limit). NaN or
+    out-of-range actions raise :class:`~envs.errors.InvalidActionError`.
+
+    ## Observation Space
+    ``Box(-100, 100, shape=(window × F + P × (1 or 2) + 5,), float32)``; names in order from
+    :func:`observation_names`:
+
+    ========================  =====================================================================
+    entries                   what (units)
+    ========================  =====================================================================
+    ``t-k:<pair>:<feature>``  ``window`` bars of causal market features per pair — returns, ranges,
+                              EWMA vols, ATR / RSI / Bollinger width, hour, spread, liquidity, the
+                              volatility forecast and the VaR — each standardised with an expanding
+                              mean and deviation (rows <= t) and clipped at ±10
+    ``<pair>:exposure_fraction``  current exposure / (maximum leverage × equity)
+    ``<pair>:signal``         momentum direction in {-1, 0, 1} (sizing mode only)
+    ``unrealised_pnl``        open P&L / equity
+    ``var_utilisation``       position VaR / VaR limit (capped at 10)
+    ``margin_usage``          used margin / equity
+    ``drawdown``              1 − equity / peak equity
+    ``last_shield_scale``     the shield's last scale of the requested position (1 = untouched)
+    ========================  =====================================================================
+
+    ## Rewards
+    ``log_return`` of equity net of every cost (default), ``differential_sharpe`` (Moody &
+    Saffell, EMA rate ``dsr_eta``) or ``risk_penalised`` (log return minus ``risk_aversion`` ×
+    squared return or drawdown increase); in ``penalty`` mode minus ``var_penalty`` × excess
+    VaR utilisation; times ``reward_scale``. ``info`` carries every cost, the VaR, its limit,
+    utilisation, breach, shield scale, fills, margin level, and ``cost`` (excess utilisation,
+    the constrained-RL signal).
+
+    ## Starting State
+    Flat (no position), equity ``account.initial_equity``, at a random first bar drawn from the
+    env's seeded ``np_random`` (``episode_bars`` set) or at the span's first usable bar (None).
+
+    ## Episode End
+    ``terminated``: stop-out (margin level below ``account.stop_out_level``, or equity wiped
+    out by a gap). ``truncated``: ``episode_bars`` steps taken or the last bar of the span. A
+    ``step`` before ``reset`` or after the end raises :class:`~envs.errors.ResetNeededError`.
+
+    ## Arguments
+    ``market`` (:class:`~simulator.market.MarketData`, default the bundled EURUSD 2017 sample),
+    ``config`` (:class:`~envs.config.EnvConfig`; durations converted to this market's bars),
+    ``data`` (prepared :class:`~envs.data.EnvData` instead of a market), ``cache`` (forecast
+    cache), ``fast_path`` (the compiled one-pair step; False: the generic kernel, same results).
+    ``gym.make("FxRisk-v0", market=..., config=...)``.
+
+    ## Version History
+    * v0: first release (one-bar FHS VaR limit as shield / penalty / cost; exposure and sizing
+      actions; durations in trading time; default depth for markets without liquidity).
     """
 
     metadata = {"render_modes": []}

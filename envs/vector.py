@@ -42,7 +42,7 @@ from gymnasium.vector.utils import batch_space
 from envs.config import EnvConfig
 from envs.core import RESET_INFO, BatchState, FxRiskCore, OBS_BOUND
 from envs.data import EnvData, prepare_env_data
-from envs.errors import ResetNeededError
+from envs.errors import InvalidActionError, ResetNeededError
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
 
@@ -61,14 +61,14 @@ def validate_actions(actions: Any, space: spaces.Box, num_envs: int) -> np.ndarr
     arr = np.asarray(actions, dtype=np.float64)
     expected = (num_envs, *space.shape)
     if arr.shape != expected:
-        raise ValueError(f"actions shape {arr.shape} does not match the batched action space {expected} "
-                         f"(one row per environment, one target per pair)")
+        raise InvalidActionError(f"actions shape {arr.shape} does not match the batched action space {expected} "
+                                 f"(one row per environment, one target per pair)")
     check_rows(arr, space)
     return arr
 
 
 def check_rows(arr: np.ndarray, space: spaces.Box, rows: np.ndarray | None = None) -> None:
-    """Raise ``ValueError`` for non-finite or out-of-space actions (``rows``: environment numbers of ``arr``)."""
+    """Raise :class:`InvalidActionError` for non-finite or out-of-space actions (``rows``: their environments)."""
     if arr.size == 0:
         return
     lo, hi = float(space.low.min()), float(space.high.max())
@@ -80,11 +80,11 @@ def check_rows(arr: np.ndarray, space: spaces.Box, rows: np.ndarray | None = Non
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)[:5]
-        raise ValueError(f"action contains NaN or inf in environment(s) {envs[bad].tolist()}: {arr[bad].tolist()} "
-                         f"— the policy produced a non-finite output")
+        raise InvalidActionError(f"action contains NaN or inf in environment(s) {envs[bad].tolist()}: "
+                                 f"{arr[bad].tolist()} — the policy produced a non-finite output")
     bad = np.flatnonzero(((arr < lo - 1e-6) | (arr > hi + 1e-6)).any(axis=1))[:5]
-    raise ValueError(f"action {arr[bad].tolist()} of environment(s) {envs[bad].tolist()} is outside the action "
-                     f"space [{lo}, {hi}] — clip it or rescale the policy output")
+    raise InvalidActionError(f"action {arr[bad].tolist()} of environment(s) {envs[bad].tolist()} is outside the "
+                             f"action space [{lo}, {hi}] — clip it or rescale the policy output")
 
 
 def take_rows(state: BatchState, rows: np.ndarray) -> BatchState:
@@ -243,8 +243,8 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
                                                                                                dtype=np.float64)
         expected = (self.num_envs, *self.single_action_space.shape)
         if arr.shape != expected:
-            raise ValueError(f"actions shape {arr.shape} does not match the batched action space {expected} "
-                             f"(one row per environment, one target per pair)")
+            raise InvalidActionError(f"actions shape {arr.shape} does not match the batched action space "
+                                     f"{expected} (one row per environment, one target per pair)")
         all_true = self._all_true
         if not self._autoreset.any():
             result = self.core.step_observe(self.state, arr, bounds=self._bounds)

@@ -27,10 +27,15 @@ class AccountConfig:
     """Money and margin rules (ESMA retail: 30:1 on majors, stop-out at 50% margin level)."""
 
     currency: str = "USD"
+    """Account currency (ISO code): money, P&L and costs are in it."""
     initial_equity: float = 1_000_000.0
+    """Starting equity, account currency."""
     max_leverage: float = 30.0
+    """Largest gross notional / equity (margin rate 1 / max_leverage)."""
     margin_call_level: float = 1.0
+    """Margin level (equity / used margin) below which a margin call is flagged."""
     stop_out_level: float = 0.5
+    """Margin level below which every position is closed and the episode ends (terminated)."""
 
     def __post_init__(self) -> None:
         check_finite(self, "account.")

@@ -25,10 +25,15 @@ class ExecutionConfig:
     """Costs: commission per million of account-currency notional per side; slippage in bps."""
 
     commission_per_million: float = 20.0
+    """Commission per side, account currency per million of account-currency notional traded."""
     slippage_bps: float = 0.1
+    """Slippage beyond the quoted half-spread, basis points of the fill's notional."""
     impact_coefficient: float = 0.5
+    """Y of the square-root impact Y·σ·√(q/V): dimensionless (σ the bar's volatility forecast, q/V participation)."""
     max_participation: float = 0.05
+    """Largest fill per bar as a fraction of the bar's liquidity V (the rest stays unfilled)."""
     spread_multiplier: float = 1.0
+    """Multiplier of the data's bid-ask spread (1: as quoted)."""
 
     def __post_init__(self) -> None:
         check_finite(self, "execution.")

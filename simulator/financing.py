@@ -35,7 +35,9 @@ class FinancingConfig:
     """Annual rates by currency (fractions) and the broker markup (a cost, >= 0)."""
 
     rates: dict[str, float] = field(default_factory=_default_rates)
+    """Annual interest rate by currency, fractions (0.05 = 5%); defaults from simulator/data/rates.yaml."""
     markup: float = field(default_factory=_default_markup)
+    """Broker financing markup, annual fraction charged on every open position (a cost, >= 0)."""
 
     def __post_init__(self) -> None:
         for currency, value in self.rates.items():

@@ -110,3 +110,21 @@ def test_vector_envs_never_step_a_done_account_past_the_data(data, pairs, fast) 
     for _ in range(5):  # same-step autoreset
         obs, reward, *_ = sb3.step(np.full((4, pairs), 0.5, dtype=np.float32))
         assert np.isfinite(obs).all() and np.isfinite(reward).all() and (sb3.vector_env.state.t <= d.last_step).all()
+
+
+def test_a_bad_action_is_our_error_and_gymnasiums_invalid_action() -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    from envs.config import EnvConfig
+    from envs.errors import InvalidActionError
+    from envs.fx_env import FxRiskEnv
+    from simulator.errors import FxRiskError
+    from simulator.sample import load_sample
+
+    env = FxRiskEnv(load_sample(), EnvConfig(vol_model="ewma", var_window=200))
+    env.reset(seed=0)
+    for bad in (np.array([np.nan], np.float32), np.array([3.0], np.float32), np.zeros(2, np.float32)):
+        with pytest.raises(InvalidActionError) as err:
+            env.step(bad)
+        assert isinstance(err.value, (FxRiskError, ValueError, gym.error.InvalidAction)) and "\n" not in str(err.value)
