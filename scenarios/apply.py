@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from envs.config import EnvConfig
+from simulator.broker_settings import BrokerSettings
 from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario, WindowSpec
 from scenarios.transforms import (
@@ -42,7 +42,7 @@ class StressedMarket:
     """
 
     market: MarketData
-    env_config: EnvConfig
+    env_config: BrokerSettings
     window: tuple[int, int]
     notes: tuple[str, ...]
 
@@ -170,7 +170,7 @@ def _check_bars(bars: pd.DataFrame, reference: pd.DataFrame, symbols: Sequence[s
             raise ScenarioError(file, field, f"produced invalid bars for {s} ({problem})", "use a milder magnitude")
 
 
-def apply_scenario(scenario: Scenario, market: MarketData, env_config: EnvConfig, *,
+def apply_scenario(scenario: Scenario, market: MarketData, env_config: BrokerSettings, *,
                    span: tuple[int, int] | None = None, rng: np.random.Generator) -> StressedMarket:
     """Apply ``scenario`` to ``market`` and ``env_config``; returns new objects, the inputs untouched.
 

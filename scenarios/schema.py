@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from envs.config import EnvConfig
+from simulator.broker_settings import BrokerSettings
 from scenarios.errors import Invalid, ScenarioError, build
 from scenarios.transforms import TRANSFORMS, Transform, WindowedTransform, transform_in_bars
 from simulator.configuration import load_yaml
@@ -109,8 +109,8 @@ class Settings:
     def empty(self) -> bool:
         return self == Settings()
 
-    def apply(self, config: EnvConfig) -> tuple[EnvConfig, list[str]]:
-        """A new :class:`EnvConfig` with the overrides (raises ``ValueError`` when the result is invalid)."""
+    def apply(self, config: BrokerSettings) -> tuple[BrokerSettings, list[str]]:
+        """A new :class:`BrokerSettings` with the overrides (raises ``ValueError`` when the result is invalid)."""
         notes: list[str] = []
 
         def overridden(group: Any, current: Any, name: str) -> dict:

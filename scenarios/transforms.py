@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from envs.config import EnvConfig
+from simulator.broker_settings import BrokerSettings
 from scenarios.errors import Invalid
 from simulator.errors import ConfigError
 from simulator.frequency import duration_hours, to_bars
@@ -535,7 +535,7 @@ class CorrelationBreakTransform(WindowedTransform):
 
 @dataclass(frozen=True, kw_only=True)
 class FinancingTransform(Transform):
-    """A financing-rate shock: changes ``EnvConfig.financing``, not the bars (rates are not per bar,
+    """A financing-rate shock: changes ``BrokerSettings.financing``, not the bars (rates are not per bar,
     so it holds for the whole run).
 
     ``rates``: new annual rates by currency (fractions); ``shift_bps``: shifts in basis points;
@@ -576,7 +576,7 @@ class FinancingTransform(Transform):
                           "give rates, shift_bps, markup or markup_multiplier")
 
     @staticmethod
-    def _currencies(key: str, market: MarketData, config: EnvConfig, rates: dict[str, float]) -> list[str]:
+    def _currencies(key: str, market: MarketData, config: BrokerSettings, rates: dict[str, float]) -> list[str]:
         if key == "base":
             return list(dict.fromkeys(p.base for p in market.pairs))
         if key == "quote":
@@ -587,7 +587,7 @@ class FinancingTransform(Transform):
             return list(rates)
         return [key]
 
-    def apply_config(self, config: EnvConfig, market: MarketData) -> tuple[EnvConfig, list[str]]:
+    def apply_config(self, config: BrokerSettings, market: MarketData) -> tuple[BrokerSettings, list[str]]:
         """A new env config with the shocked financing; raises ``KeyError(currency)`` when a
         shifted currency has no rate."""
         old = config.financing

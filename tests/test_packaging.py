@@ -86,3 +86,10 @@ def test_the_wheel_carries_every_data_file_and_runs_outside_the_repository(tmp_p
     assert out.returncode == 0, out.stderr[-2000:]
     steps, scenarios = map(int, out.stdout.split())
     assert steps > 100 and scenarios >= 13
+
+
+def test_scenarios_import_nothing_from_envs() -> None:
+    # The data flow runs one way: simulator -> scenarios -> envs (scenarios change broker settings, not envs).
+    for path in (REPO / "scenarios").glob("*.py"):
+        text = path.read_text()
+        assert "from envs" not in text and "import envs" not in text, path
