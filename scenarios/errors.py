@@ -6,7 +6,6 @@ every message names the file and the field a user has to open and fix.
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 from simulator.configuration import from_mapping
@@ -51,11 +50,6 @@ def join(path: str, name: str) -> str:
     return f"{path}.{name}"
 
 
-_UNKNOWN = re.compile(r"unknown key '(?P<key>[^']*)' — (?P<hint>.*)$")
-_KEYED = re.compile(r"key '(?P<key>[^']*)': (?P<problem>.*)$")
-_MISSING = re.compile(r"missing \d+ required keyword-only arguments?: (?P<names>.*)$")
-
-
 def build(cls: type[T], data: Any, *, file: str, path: str) -> T:
     """Build the frozen dataclass ``cls`` strictly (:func:`from_mapping`), errors as :class:`ScenarioError`."""
     try:
@@ -65,22 +59,11 @@ def build(cls: type[T], data: Any, *, file: str, path: str) -> T:
 
 
 def _translate(err: ConfigError, file: str, path: str) -> ScenarioError:
+    """The loader's error as a scenario error, from its fields (never from its message text)."""
     context = err.__context__
     if isinstance(context, Invalid):
         return ScenarioError(file, join(path, context.field), context.problem, context.hint)
-    if isinstance(context, TypeError):
-        found = _MISSING.search(str(context))
-        if found:
-            names = [n.strip(" '\"") for n in re.split(r",| and ", found.group("names")) if n.strip(" '\"")]
-            return ScenarioError(file, join(path, names[0]), "missing", f"add '{names[0]}' to the mapping")
-    text = str(err)
-    prefix = f"{file}: "
-    text = text[len(prefix):] if text.startswith(prefix) else text
-    found = _UNKNOWN.search(text)
-    if found:
-        return ScenarioError(file, found.group("key"), "unknown key", found.group("hint"))
-    found = _KEYED.search(text)
-    if found:
-        key = found.group("key")
-        return ScenarioError(file, path if key == "<root>" else key, found.group("problem"), "fix the value")
-    return ScenarioError(file, path, text, "fix the file")
+    if err.key is not None and err.problem is not None:
+        key = path if err.key == "<root>" else err.key
+        return ScenarioError(file, key, err.problem, err.hint or "fix the value")
+    return ScenarioError(file, path, err.problem or str(err), "fix the file")

@@ -78,15 +78,21 @@ def from_mapping(cls: type[T], data: Any, *, source: str, path: str = "") -> T:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: key '{path or '<root>'}': expected a mapping, got {type(data).__name__}")
+        raise _keyed(source, path or '<root>', f"expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{path}.{unknown[0]}" if path else str(unknown[0])
-        raise ConfigError(
-            f"{source}: unknown key '{where}' — valid keys: {', '.join(sorted(fields))}"
-        )
+        hint = f"valid keys: {', '.join(sorted(fields))}"
+        raise ConfigError(f"{source}: unknown key '{where}' — {hint}", source=source, key=where,
+                          problem="unknown key", hint=hint)
+    required = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    if required:
+        where = f"{path}.{required[0]}" if path else required[0]
+        raise ConfigError(f"{source}: key '{where}': missing — add '{required[0]}' to the mapping", source=source,
+                          key=where, problem="missing", hint=f"add '{required[0]}' to the mapping")
     kwargs = {}
     for name, value in data.items():
         key = f"{path}.{name}" if path else name
@@ -95,7 +101,13 @@ def from_mapping(cls: type[T], data: Any, *, source: str, path: str = "") -> T:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}", source=source, key=path or None, problem=str(exc)) from None
+
+
+def _keyed(source: str, key: str, problem: str) -> ConfigError:
+    """The one-line error for a bad value at ``key`` (structured: the scenario loader reads the fields)."""
+    return ConfigError(f"{source}: key '{key}': {problem}", source=source, key=key, problem=problem,
+                       hint="fix the value")
 
 
 def _convert(tp: Any, value: Any, *, source: str, path: str, allow_inf: bool = False) -> Any:
@@ -112,37 +124,37 @@ def _convert(tp: Any, value: Any, *, source: str, path: str, allow_inf: bool = F
         return from_mapping(tp, value, source=source, path=path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: key '{path}': expected a list, got {type(value).__name__}")
+            raise _keyed(source, path, f"expected a list, got {type(value).__name__}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, source=source, path=f"{path}[{i}]") for i, v in enumerate(value))
         return tuple(value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: key '{path}': expected a mapping, got {type(value).__name__}")
+            raise _keyed(source, path, f"expected a mapping, got {type(value).__name__}")
         if len(args) == 2:
             return {_convert(args[0], k, source=source, path=f"{path} (a key)"):
                     _convert(args[1], v, source=source, path=f"{path}.{k}") for k, v in value.items()}
         return dict(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: key '{path}': expected a number, got {value!r}")
+            raise _keyed(source, path, f"expected a number, got {value!r}")
         number = float(value)
         if math.isnan(number) or (math.isinf(number) and not allow_inf):
-            raise ConfigError(f"{source}: key '{path}': expected a finite number, got {value!r}")
+            raise _keyed(source, path, f"expected a finite number, got {value!r}")
         return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: key '{path}': expected an integer, got {value!r}")
+            raise _keyed(source, path, f"expected an integer, got {value!r}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{source}: key '{path}': expected true or false, got {value!r}")
+            raise _keyed(source, path, f"expected true or false, got {value!r}")
         return value
     if tp is str:
         if isinstance(value, (datetime.date, datetime.datetime)):
             return value.isoformat()  # YAML reads 2013-12-31 as a date
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: key '{path}': expected text, got {value!r}")
+            raise _keyed(source, path, f"expected text, got {value!r}")
         return value
     return value
 

@@ -61,7 +61,24 @@ def _rebuild_data_error(problem: str, where: dict) -> DataError:
 
 
 class ConfigError(FxRiskError, ValueError):
-    """An invalid configuration value or file, reported as a single line."""
+    """An invalid configuration value or file, reported as a single line.
+
+    Structured where known — ``source`` (file), ``key`` (dotted path), ``problem``, ``hint`` — so
+    that callers (the scenario loader) re-express it without parsing the message text.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
+                 problem: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.source, self.key, self.problem, self.hint = source, key, problem, hint
+
+    def __reduce__(self):  # picklable with its fields (worker processes)
+        return (_rebuild_config_error, (str(self), self.source, self.key, self.problem, self.hint))
+
+
+def _rebuild_config_error(message: str, source: str | None, key: str | None, problem: str | None,
+                          hint: str | None) -> ConfigError:
+    return ConfigError(message, source=source, key=key, problem=problem, hint=hint)
 
 
 class ModelFileError(FxRiskError, ValueError):
