@@ -124,23 +124,33 @@ class LagrangeCallback(BaseCallback):
         self.history.append({"timesteps": int(self.num_timesteps), "mean_cost": mean_cost, "multiplier": multiplier})
 
 
-class PeriodicCallback(BaseCallback):
-    """Calls ``action(callback)`` every ``every`` timesteps (and optionally at the end)."""
+class _CadenceCallback(BaseCallback):
+    """Shared cadence: ``due()`` once per ``every`` timesteps, counted from the last multiple of ``every``."""
 
-    def __init__(self, every: int, action: Callable[[PeriodicCallback], None], *, at_end: bool = True) -> None:
+    def __init__(self, every: int, action: Callable[[Any], None]) -> None:
         super().__init__()
         self.every = every
         self.action = action
-        self.at_end = at_end
         self._last = 0
 
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps - self.num_timesteps % self.every
 
-    def _on_step(self) -> bool:
+    def _fire_if_due(self) -> None:
         if self.num_timesteps - self._last >= self.every:
             self._last = self.num_timesteps - self.num_timesteps % self.every
             self.action(self)
+
+
+class PeriodicCallback(_CadenceCallback):
+    """Calls ``action(callback)`` every ``every`` timesteps (and optionally at the end)."""
+
+    def __init__(self, every: int, action: Callable[[PeriodicCallback], None], *, at_end: bool = True) -> None:
+        super().__init__(every, action)
+        self.at_end = at_end
+
+    def _on_step(self) -> bool:
+        self._fire_if_due()
         return True
 
     def _on_training_end(self) -> None:
@@ -149,26 +159,15 @@ class PeriodicCallback(BaseCallback):
             self.action(self)
 
 
-class RolloutStartCallback(BaseCallback):
+class RolloutStartCallback(_CadenceCallback):
     """Calls ``action(callback)`` at the first rollout start after every ``every`` timesteps.
 
     Why at a rollout start: there the rollout buffer is empty and the update is done, so a
     checkpoint taken then holds everything that moves (no half-filled buffer to save).
     """
 
-    def __init__(self, every: int, action: Callable[[RolloutStartCallback], None]) -> None:
-        super().__init__()
-        self.every = every
-        self.action = action
-        self._last = 0
-
-    def _on_training_start(self) -> None:
-        self._last = self.num_timesteps - self.num_timesteps % self.every
-
     def _on_rollout_start(self) -> None:
-        if self.num_timesteps - self._last >= self.every:
-            self._last = self.num_timesteps - self.num_timesteps % self.every
-            self.action(self)
+        self._fire_if_due()
 
     def _on_step(self) -> bool:
         return True

@@ -225,13 +225,12 @@ def _end_with_parent(parent: int) -> None:
     import time
 
     if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+        import contextlib
+        import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the thread below does it
-            pass
+        # Without a libc prctl (AttributeError/OSError) the watch thread below ends the worker instead.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the prctl took effect
         os._exit(1)
 
