@@ -10,7 +10,7 @@ from simulator.errors import FxRiskError, InvalidCallError
 class ResetNeededError(InvalidCallError, gym.error.ResetNeeded):
     """``step`` before ``reset``, after ``terminated``/``truncated``, or past the end of the data.
 
-    Raised by every core (numpy, the compiled generic and one-pair kernels, the single environment);
+    Raised by the compiled step (batched and single) and the environments;
     a script or a gymnasium wrapper can catch it as either type.
     """
 

@@ -1,7 +1,7 @@
 """``FxRisk-v0``: a Gymnasium FOREX environment for position sizing under a VaR limit.
 
-A thin adapter: the logic is in :mod:`envs.core` (observation, VaR limit, reward) and
-:mod:`simulator.engine` (execution and accounting). Each step: the agent asks for target
+A thin adapter: the logic is the one compiled step of :mod:`envs.step` (execution,
+accounting, VaR limit, reward, observation), held by :mod:`envs.core`. Each step: the agent asks for target
 exposures at the close of bar t (seeing data <= t only); the order fills at the open of
 bar t+1 at bid/ask with costs; the account is marked at the close of t+1. Stop-out →
 ``terminated``; end of the episode or data → ``truncated``.
@@ -17,10 +17,9 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.config import EnvConfig
-from envs.core import ACCOUNT_FEATURES, OBS_BOUND, BatchState, FxRiskCore
+from envs.core import ACCOUNT_FEATURES, OBS_BOUND, FxRiskCore, SingleAccount
 from envs.data import EnvData, prepare_env_data
 from envs.errors import InvalidActionError, ResetNeededError
-from envs.single_pair import SinglePairCore
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
 
@@ -45,16 +44,9 @@ def check_action(action: Any, space: spaces.Box, *, exact: bool = False) -> np.n
     return arr
 
 
-def _scalar_action(action: Any, space: spaces.Box) -> float:
-    """Fast validation of a one-pair action (same rules and messages as :func:`check_action`)."""
-    if type(action) is np.ndarray and action.shape == (1,):
-        value = float(action[0])
-        if math.isfinite(value) and space.low[0] - 1e-6 <= value <= space.high[0] + 1e-6:
-            return value
-    return float(check_action(action, space, exact=True).reshape(-1)[0])
-
-
 _ndarray = np.ndarray
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOATS = (_F32, _F64)
 
 
 def observation_names(core: FxRiskCore) -> list[str]:
@@ -126,7 +118,7 @@ class FxRiskEnv(gym.Env):
     ``market`` (:class:`~simulator.market.MarketData`, default the bundled EURUSD 2017 sample),
     ``config`` (:class:`~envs.config.EnvConfig`; durations converted to this market's bars),
     ``data`` (prepared :class:`~envs.data.EnvData` instead of a market), ``cache`` (forecast
-    cache), ``fast_path`` (the compiled one-pair step; False: the generic kernel, same results).
+    cache).
     ``gym.make("FxRisk-v0", market=..., config=...)``.
 
     ## Version History
@@ -137,7 +129,7 @@ class FxRiskEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, market: MarketData | None = None, config: EnvConfig | None = None, *,
-                 data: EnvData | None = None, cache: ForecastCache | None = None, fast_path: bool = True) -> None:
+                 data: EnvData | None = None, cache: ForecastCache | None = None) -> None:
         super().__init__()
         self.config = config or EnvConfig()
         if data is None:
@@ -147,20 +139,17 @@ class FxRiskEnv(gym.Env):
                 market = load_sample()
             data = prepare_env_data(market, self.config, cache=cache)
         self.data = data
-        # fast_path=False: the generic array core (the compiled generic kernel), an independent
-        # check of the one-pair code.
-        self.core = FxRiskCore(data, self.config, pair_kernel=fast_path)
+        self.core = FxRiskCore(data, self.config)
         self.config = self.core.config  # durations resolved to bars of this data
-        self.state = BatchState.empty(1, data.n_pairs)
         self.observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(self.core.obs_dim,), dtype=np.float32)
         # Both modes take [-1, 1]: exposure directly; sizing maps it to a size (a + 1) / 2 in [0, 1].
         self.action_space = spaces.Box(-1.0, 1.0, shape=(data.n_pairs,), dtype=np.float32)
-        self._zero = np.zeros(1, dtype=np.int64)
-        # One pair: the scalar twin of the array core (same arithmetic, checked against it in tests).
-        self._single = SinglePairCore(data, self.config) if fast_path and data.n_pairs == 1 else None
-        # Bounds a valid action lies within (the rule of check_action), for the one-pair fast check.
+        self.account = SingleAccount(self.core)  # the compiled step, one call a step
+        # Bounds a valid action lies within (the rule of check_action), for the fast check.
         self._action_lo = float(self.action_space.low.min()) - 1e-6
         self._action_hi = float(self.action_space.high.max()) + 1e-6
+        self._shape = (data.n_pairs,)
+        self._one = (1,) if data.n_pairs == 1 else None  # the one-pair fast check
         self._needs_reset = True  # before the first reset and after an episode ends: step() is refused
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -172,39 +161,26 @@ class FxRiskEnv(gym.Env):
             start = lo if hi == lo else int(self.np_random.integers(lo, hi + 1))
         elif not lo <= int(start) <= self.data.last_step:
             raise ValueError(f"options['start']={start} is outside the usable bars [{lo}, {self.data.last_step}]")
-        if self._single is not None:
-            end = self.data.last_step + 1
-            if self.config.episode_bars is not None:
-                end = min(int(start) + self.config.episode_bars, end)
-            self._single.reset(int(start), end)
-            self._needs_reset = False
-            return self._single.observe(), {"t": int(start), "equity": self._single.equity}
-        self.core.reset_accounts(self.state, self._zero, np.array([int(start)]))
+        self.account.reset(int(start), self.core.episode_end(int(start)))
         self._needs_reset = False
-        obs = self.core.observe(self.state)[0]
-        return obs, {"t": int(self.state.t[0]), "equity": float(self.state.equity[0])}
+        return self.account.observe(), {"t": int(start), "equity": self.account.equity}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise ResetNeededError("FxRiskEnv.step() called before reset() or after the episode ended "
                                    "(terminated or truncated) — call reset() first")
-        single = self._single
-        if single is not None:  # one pair: the compiled scalar twin, one call a step
-            if type(action) is _ndarray and action.shape == (1,):
-                value = action.item()  # a float for float arrays; anything else takes the checked path
-                if type(value) is not float or not self._action_lo <= value <= self._action_hi:  # NaN fails too
-                    value = _scalar_action(action, self.action_space)
-            else:
-                value = _scalar_action(action, self.action_space)
-            result = single.step(value)
-            if result[2] or result[3]:
-                self._needs_reset = True
-            return result
-        arr = check_action(action, self.action_space, exact=True).reshape(1, -1)
-        reward, terminated, truncated, info = self.core.step(self.state, arr)
-        if terminated[0] or truncated[0]:
+        # The common case (a float array of the space's shape inside it) is checked without numpy calls.
+        if type(action) is _ndarray and action.shape == self._one and (action.dtype is _F32 or action.dtype is _F64):
+            value = action.item()  # a float for float arrays; anything else takes the checked path
+            if type(value) is not float or not self._action_lo <= value <= self._action_hi:  # NaN fails too
+                action = check_action(action, self.action_space, exact=True)
+        elif not (type(action) is _ndarray and action.shape == self._shape and action.dtype in _FLOATS
+                  and self._in_bounds(action)):
+            action = check_action(action, self.action_space, exact=True)
+        result = self.account.step(action)
+        if result[2] or result[3]:
             self._needs_reset = True
-        obs = self.core.observe(self.state)[0]
-        out = {k: (v[0] if np.ndim(v) == 1 else v[0].copy()) for k, v in info.items()}
-        out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
-        return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
+        return result
+
+    def _in_bounds(self, action: np.ndarray) -> bool:
+        return bool(((action >= self._action_lo) & (action <= self._action_hi)).all())  # NaN fails too

@@ -2,7 +2,7 @@
 
 Why: a vector of N single environments runs N Python ``step()`` calls per batch step; here
 one :class:`~envs.core.FxRiskCore` steps a :class:`~envs.core.BatchState` of N accounts in one
-compiled pass (:mod:`envs.kernel`; one pair: the single environment's own scalar step, batched,
+compiled pass (:func:`envs.step.batch_step`: the one step source, looped over the accounts,
 then the observation, in one call), so a step over 1,024 accounts costs ~0.15 ms.
 
 Semantics are those of ``gymnasium.vector.SyncVectorEnv`` over N :class:`~envs.fx_env.FxRiskEnv`
@@ -103,12 +103,11 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
 
     Built like :class:`~envs.fx_env.FxRiskEnv` — from a market (default: the bundled EURUSD
     2017 sample) and an :class:`EnvConfig`, or from prepared :class:`EnvData` shared by all
-    environments — plus ``num_envs``. ``fast_path=False``: the generic compiled kernel even for
-    one pair (the same results; for checks).
+    environments — plus ``num_envs``.
     """
 
     def __init__(self, num_envs: int, market: MarketData | None = None, config: EnvConfig | None = None, *,
-                 data: EnvData | None = None, cache: ForecastCache | None = None, fast_path: bool = True) -> None:
+                 data: EnvData | None = None, cache: ForecastCache | None = None) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         self.num_envs = int(num_envs)
@@ -120,8 +119,7 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
                 market = load_sample()
             data = prepare_env_data(market, self.config, cache=cache)
         self.data = data
-        # fast_path=False: the generic compiled kernel even for one pair (as FxRiskEnv(fast_path=False)).
-        self.core = FxRiskCore(data, self.config, pair_kernel=fast_path)
+        self.core = FxRiskCore(data, self.config)
         self.config = self.core.config  # durations resolved to bars of this data
         self.state = BatchState.empty(self.num_envs, data.n_pairs)
         self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}

@@ -27,6 +27,7 @@ from forecasters.cache import ForecastCache
 from simulator.market import PRICE_FIELDS, MarketData
 from simulator.synthetic import default_config, generate_market
 from tests.conftest import change_future
+from tests.oracle_core import OracleEnv
 
 CFG = EnvConfig(vol_model="ewma", var_window=200, episode_bars=200)
 N_BARS = 2000
@@ -89,6 +90,11 @@ def data2(get_data) -> EnvData:
     return get_data(2)[1]
 
 
+def make_env(kind: str, config: EnvConfig, data: EnvData):
+    """The environment (``compiled``: FxRiskEnv) or the numpy oracle's (``oracle``)."""
+    return FxRiskEnv(config=config, data=data) if kind == "compiled" else OracleEnv(data, config)
+
+
 def rollout(env: gym.Env, actions, *, seed: int | None = None, start: int | None = None) -> dict:
     """Reset then step through ``actions`` (stops at the end of the episode); everything returned."""
     obs, info = env.reset(seed=seed, options=None if start is None else {"start": start})
@@ -119,9 +125,8 @@ def assert_infos_equal(a: dict, b: dict) -> None:
 def account_state(env: gym.Env) -> dict:
     """The account's own state: cash, units and the open positions' quote-currency cash legs (per pair)."""
     u = env.unwrapped
-    if u._single is not None:  # the scalar one-pair twin
-        return {"cash": float(u._single.cash), "units": np.array([u._single.units], dtype=float),
-                "quote_cash": np.array([u._single.quote], dtype=float)}
+    if hasattr(u, "account"):  # FxRiskEnv: the compiled step's account
+        return {"cash": u.account.cash, "units": u.account.units, "quote_cash": u.account.quote_cash}
     return {"cash": float(u.state.cash[0]), "units": np.array(u.state.units[0], dtype=float),
             "quote_cash": np.array(u.state.quote_cash[0], dtype=float)}
 
@@ -245,16 +250,15 @@ def test_different_seeds_start_at_different_bars(data1):
        reward=st.sampled_from(["log_return", "differential_sharpe", "risk_penalised"]),
        action_mode=st.sampled_from(["exposure", "sizing", "sizing-var-budget"]),
        liquidity_scale=st.sampled_from([1.0, 1e-4]), symbol=st.sampled_from(["EURUSD", "USDJPY"]))
-def test_fast_single_pair_path_matches_the_array_core(get_data, seed, action_seed, var_mode, reward, action_mode,
-                                                      liquidity_scale, symbol):
-    """The scalar one-pair twin gives the array core's trajectory (the core is the oracle); USDJPY: JPY quote."""
+def test_the_single_env_matches_the_numpy_oracle(get_data, seed, action_seed, var_mode, reward, action_mode,
+                                                 liquidity_scale, symbol):
+    """The compiled step gives the numpy array oracle's trajectory (tests.oracle_core); USDJPY: JPY quote."""
     mode, _, unit = action_mode.partition("-")
     config = dataclasses.replace(CFG, var_mode=var_mode, reward=reward, action_mode=mode, var_limit=0.005,
                                  size_unit="var_budget" if unit else "leverage")
     data = get_data(1, 0, liquidity_scale, (symbol,))[1]
     actions = random_actions(np.random.default_rng(action_seed), 60, 1)
-    fast_env, core_env = FxRiskEnv(config=config, data=data), FxRiskEnv(config=config, data=data, fast_path=False)
-    assert fast_env._single is not None and core_env._single is None
+    fast_env, core_env = FxRiskEnv(config=config, data=data), OracleEnv(data, config)
     fast = rollout(fast_env, actions, seed=seed)
     core = rollout(core_env, actions, seed=seed)
     assert len(fast["reward"]) == len(core["reward"])
@@ -297,7 +301,7 @@ def test_random_actions_keep_every_invariant(get_data, data, symbols, market_see
     cap_fraction = config.execution.max_participation
     # Act / Assert, step by step
     for a in actions:
-        t_before = env.unwrapped.state.t[0] if env.unwrapped._single is None else env.unwrapped._single.t
+        t_before = env.unwrapped.account.t
         before = account_state(env)
         units_before = before["units"]
         obs, reward_value, terminated, truncated, info = env.step(np.array(a, dtype=np.float32))
@@ -331,13 +335,13 @@ def test_illiquid_market_fills_partially_and_the_shield_still_holds(get_data, n_
         assert i["var"] <= i["var_limit"] * (1 + 1e-9)
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
+@pytest.mark.parametrize("kind", ["compiled", "oracle"])
 @pytest.mark.parametrize("symbols", [("EURUSD",), ("USDJPY",), ("EURUSD", "USDJPY")])
-def test_closing_a_position_realises_its_quote_leg_at_the_fill_rate(get_data, symbols, fast_path):
+def test_closing_a_position_realises_its_quote_leg_at_the_fill_rate(get_data, symbols, kind):
     """Open, hold, close, again: while open cash moves only by financing and commissions; a close converts the
     quote leg into account cash at the rate of the decision bar (checked by :func:`check_step_invariants`)."""
     n_pairs = len(symbols)
-    env = FxRiskEnv(config=CFG, data=get_data(n_pairs, 0, 1.0, symbols)[1], fast_path=fast_path)
+    env = make_env(kind, CFG, get_data(n_pairs, 0, 1.0, symbols)[1])
     _, info = env.reset(seed=0)
     equity, d = info["equity"], env.unwrapped.data
     closes = 0
@@ -548,12 +552,12 @@ def test_a_crash_under_full_leverage_stops_the_account_out(get_data, cache, n_pa
     assert math.isfinite(out["reward"][-1]) and np.isfinite(out["obs"][-1]).all()
 
 
-@pytest.mark.parametrize(("symbols", "fast_path"), [
-    (("EURUSD", "USDJPY"), True),   # the array core (compiled)
-    (("USDJPY",), True),            # the scalar one-pair fast path
-    (("USDJPY",), False),           # the array core on one pair
+@pytest.mark.parametrize(("symbols", "kind"), [
+    (("EURUSD", "USDJPY"), "compiled"),
+    (("USDJPY",), "compiled"),
+    (("USDJPY",), "oracle"),         # the numpy oracle on one pair
 ])
-def test_a_long_usdjpy_position_earns_the_usdjpy_move_in_a_usd_account(get_data, symbols, fast_path):
+def test_a_long_usdjpy_position_earns_the_usdjpy_move_in_a_usd_account(get_data, symbols, kind):
     # Arrange: no trading costs, no financing, so the equity change is the price P&L
     from simulator.execution import ExecutionConfig
     from simulator.financing import FinancingConfig
@@ -570,7 +574,7 @@ def test_a_long_usdjpy_position_earns_the_usdjpy_move_in_a_usd_account(get_data,
     action = np.zeros(n_pairs, dtype=np.float32)
     action[j] = 0.2
     # Act: long USDJPY at 6× leverage for 100 bars (rebalanced to 6× every bar)
-    out = rollout(FxRiskEnv(config=config, data=data, fast_path=fast_path), [action] * n, start=start)
+    out = rollout(make_env(kind, config, data), [action] * n, start=start)
     # Assert: the JPY P&L of what was held, bar by bar (fills at the open, marks at the close) ...
     assert len(out["reward"]) == n
     pnl_jpy, units = 0.0, 0.0
@@ -626,11 +630,11 @@ def test_bad_actions_raise_one_clear_line(get_data, n_pairs, kind, match):
     np.array([1.00001]), np.array([-1.5], dtype=np.float32), np.array([np.nan]), np.array([np.inf], dtype=np.float32),
     np.array([[0.1]]), np.zeros(0), np.float32(0.2), 0.2, np.array([0.7])[::-1],
 ], ids=lambda a: repr(a))
-def test_the_fast_path_takes_and_refuses_the_same_actions_as_the_array_core(data1, action):
-    """The one-pair fast check accepts exactly what check_action accepts, as the same float."""
+def test_the_fast_check_takes_and_refuses_the_same_actions_as_check_action(data1, action):
+    """The one-pair fast check accepts exactly what check_action accepts (the oracle env's check), as the same
+    float."""
     outcomes = []
-    for fast_path in (True, False):
-        env = FxRiskEnv(config=CFG, data=data1, fast_path=fast_path)
+    for env in (FxRiskEnv(config=CFG, data=data1), OracleEnv(data1, CFG)):
         env.reset(seed=1)
         try:
             obs, reward, *_, info = env.step(action)
@@ -649,10 +653,9 @@ def test_the_fast_path_takes_and_refuses_the_same_actions_as_the_array_core(data
 
 @pytest.mark.parametrize("action_mode", ["exposure", "sizing"])
 def test_fast_path_info_keys_types_and_fresh_observations(get_data, action_mode):
-    from envs.single_pair import INFO_KEYS
+    from envs.fields import INFO_KEYS
 
     env = FxRiskEnv(config=dataclasses.replace(CFG, action_mode=action_mode), data=get_data(1)[1])
-    assert env._single is not None
     obs, _ = env.reset(seed=3)
     seen = [obs]
     infos = []
@@ -675,12 +678,12 @@ def test_fast_path_info_keys_types_and_fresh_observations(get_data, action_mode)
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize(("n_pairs", "fast_path"), [(1, True), (1, False), (2, True)])
-def test_sizing_mode_maps_the_symmetric_action_to_a_size_along_the_signal(get_data, n_pairs, fast_path):
+@pytest.mark.parametrize("n_pairs", [1, 2])
+def test_sizing_mode_maps_the_symmetric_action_to_a_size_along_the_signal(get_data, n_pairs):
     """Sizing: a in [-1, 1] → size (a + 1) / 2 in [0, 1] × the momentum signal's direction."""
     data = get_data(n_pairs)[1]
     config = dataclasses.replace(CFG, action_mode="sizing", var_mode="cost")  # no shield: the request is kept
-    env = FxRiskEnv(config=config, data=data, fast_path=fast_path)
+    env = FxRiskEnv(config=config, data=data)
     assert env.action_space.shape == (n_pairs,)
     assert (env.action_space.low == -1.0).all() and (env.action_space.high == 1.0).all()
     # a bar where every pair has a direction, with both directions present when there are two pairs
@@ -712,10 +715,10 @@ def test_sizing_mode_maps_the_symmetric_action_to_a_size_along_the_signal(get_da
             env.step(np.full(n_pairs, bad, dtype=np.float32))
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
+@pytest.mark.parametrize("kind", ["compiled", "oracle"])
 @pytest.mark.parametrize(("n_pairs", "shape"), [(1, (2, 1)), (1, (1, 1)), (2, (2, 2)), (2, (1, 2))])
-def test_batched_action_shapes_are_rejected_by_a_single_env(get_data, n_pairs, shape, fast_path):
-    env = FxRiskEnv(config=CFG, data=get_data(n_pairs)[1], fast_path=fast_path)
+def test_batched_action_shapes_are_rejected_by_a_single_env(get_data, n_pairs, shape, kind):
+    env = make_env(kind, CFG, get_data(n_pairs)[1])
     t0 = env.reset(seed=0)[1]["t"]
     with pytest.raises(ValueError, match="action shape") as excinfo:
         env.step(np.zeros(shape, dtype=np.float32))

@@ -1,7 +1,7 @@
 """The env refuses what it cannot do: no step before reset, after the episode ended, or past the data.
 
-Through every core: the single env's compiled one-pair step, the generic kernel (``fast_path=False``),
-the numpy reference core, the batched one-pair kernel and the vector environments.
+Through every path: the single env's compiled step, the batched step, the numpy oracle and the vector
+environments.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from envs.core import BatchState, FxRiskCore
 from envs.data import prepare_env_data
 from envs.fx_env import FxRiskEnv
 from envs.sb3 import FxRiskSB3VecEnv
-from envs.single_pair import S_CASH
+from envs.step import C_CASH
 from envs.vector import FxRiskVectorEnv
 from simulator.errors import FxRiskError, InvalidCallError
 from simulator.synthetic import default_config, generate_market
+from tests.oracle_core import NumpyCore
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,9 @@ def refused(call) -> Exception:
     return err.value
 
 
-@pytest.mark.parametrize("pairs,fast", [(1, True), (1, False), (2, True)])
-def test_single_env_step_before_reset_and_after_the_end_is_refused(data, pairs, fast) -> None:
-    env = FxRiskEnv(data=data[pairs], config=CONFIG, fast_path=fast)
+@pytest.mark.parametrize("pairs", [1, 2])
+def test_single_env_step_before_reset_and_after_the_end_is_refused(data, pairs) -> None:
+    env = FxRiskEnv(data=data[pairs], config=CONFIG)
     action = np.zeros(pairs, dtype=np.float32)
     refused(lambda: env.step(action))
     env.reset(seed=0, options={"start": env.data.last_step})
@@ -53,20 +54,16 @@ def test_single_env_step_before_reset_and_after_the_end_is_refused(data, pairs, 
     obs, _ = env.reset(seed=0)  # reset makes it usable again
     assert np.isfinite(obs).all()
     # After terminated (a wiped-out account stops out).
-    if env._single is not None:
-        env._single.ctx[S_CASH] = -1e12
-    else:
-        env.state.cash[:] = -1e12
+    env.account.ctx[C_CASH] = -1e12
     *_, terminated, truncated, _ = env.step(action)
     assert terminated
     refused(lambda: env.step(action))
 
 
-@pytest.mark.parametrize("backend,pair_kernel,pairs", [("numba", True, 1), ("numba", False, 1), ("numpy", True, 1),
-                                                       ("numba", False, 2), ("numpy", False, 2)])
-def test_every_core_refuses_a_step_past_the_data_and_changes_nothing(data, backend, pair_kernel, pairs) -> None:
+@pytest.mark.parametrize("kind,pairs", [("compiled", 1), ("oracle", 1), ("compiled", 2), ("oracle", 2)])
+def test_every_core_refuses_a_step_past_the_data_and_changes_nothing(data, kind, pairs) -> None:
     d = data[pairs]
-    core = FxRiskCore(d, CONFIG, backend=backend, pair_kernel=pair_kernel)
+    core = FxRiskCore(d, CONFIG) if kind == "compiled" else NumpyCore(d, CONFIG)
     state = BatchState.empty(3, pairs)
     action = np.zeros((3, pairs))
     refused(lambda: core.step(state, action))  # never reset: t = end = 0
@@ -75,7 +72,8 @@ def test_every_core_refuses_a_step_past_the_data_and_changes_nothing(data, backe
     assert state.t[1] == d.last_step + 1 == state.end[1]
     before = {k: getattr(state, k).copy() for k in ("t", "cash", "units", "equity")}
     refused(lambda: core.step(state, action))
-    refused(lambda: core.step_observe(state, action))
+    if kind == "compiled":
+        refused(lambda: core.step_observe(state, action))
     for k, v in before.items():  # the refused step changed no account
         np.testing.assert_array_equal(getattr(state, k), v)
     # A corrupted state (an episode end beyond the data) is refused too, never read.
@@ -86,16 +84,16 @@ def test_every_core_refuses_a_step_past_the_data_and_changes_nothing(data, backe
 def test_the_compiled_single_step_checks_its_bounds_itself(data) -> None:
     env = FxRiskEnv(data=data[1], config=CONFIG)
     env.reset(seed=0, options={"start": env.data.last_step})
-    env._single.step(0.0)
+    env.account.step(np.zeros(1))
     with pytest.raises(InvalidCallError):
-        env._single.step(0.0)  # the kernel, below the env's flag
+        env.account.step(np.zeros(1))  # the kernel, below the env's flag
 
 
-@pytest.mark.parametrize("pairs,fast", [(1, True), (1, False), (2, True)])
-def test_vector_envs_never_step_a_done_account_past_the_data(data, pairs, fast) -> None:
+@pytest.mark.parametrize("pairs", [1, 2])
+def test_vector_envs_never_step_a_done_account_past_the_data(data, pairs) -> None:
     d = data[pairs]
     cfg = EnvConfig(vol_model="ewma", var_window=100, episode_bars=None)
-    vec = FxRiskVectorEnv(4, data=d, config=cfg, fast_path=fast)
+    vec = FxRiskVectorEnv(4, data=d, config=cfg)
     refused(lambda: vec.step(np.zeros((4, pairs))))
     vec.reset(seed=0, options={"start": [d.last_step - k for k in range(4)]})
     for _ in range(12):  # well past the end: done accounts are reset (NEXT_STEP), never stepped

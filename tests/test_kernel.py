@@ -1,7 +1,10 @@
-"""The compiled core (numba) against the numpy reference core: the same trajectories.
+"""The one step source (:mod:`envs.step`): compiled, interpreted and against the numpy oracle.
 
-LLVM may contract ``a * b + c`` into one fused multiply-add, so floats agree to the last
-bits (relative 1e-12), not bit for bit; flags, counts and integer state must match exactly.
+* compiled (numba) against the same Python run with ``NUMBA_DISABLE_JIT=1``, on 1- and
+  3-pair markets: the same trajectories (floats to 1e-12, flags exactly);
+* compiled against the numpy array oracle (:mod:`tests.oracle_core`). LLVM may contract
+  ``a * b + c`` into one fused multiply-add, so floats agree to the last bits (relative
+  1e-12), not bit for bit; flags, counts and integer state must match exactly.
 """
 
 from __future__ import annotations
@@ -10,10 +13,17 @@ import numpy as np
 import pytest
 
 from envs.config import EnvConfig
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from envs import step as kernel
 from envs.core import ACCOUNT_BOUND, UTILISATION_CAP, BatchState, FxRiskCore
 from envs.data import prepare_env_data
 from simulator.account import AccountConfig
 from simulator.synthetic import default_config, generate_market
+from tests.oracle_core import NumpyCore
 
 CONFIGS = {
     "shield-exposure": dict(),
@@ -52,7 +62,7 @@ def test_numba_core_matches_numpy_core(market, name) -> None:
         market = MarketData(bars=bars, pairs=market.pairs, source="no liquidity")
     config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=150, **kwargs)
     data = prepare_env_data(market, config)
-    ref, fast = FxRiskCore(data, config, backend="numpy"), FxRiskCore(data, config, backend="numba")
+    ref, fast = NumpyCore(data, config), FxRiskCore(data, config)
     n = 12
     s_ref, s_fast = BatchState.empty(n, data.n_pairs), BatchState.empty(n, data.n_pairs)
     rng = np.random.default_rng(1)
@@ -79,78 +89,58 @@ def test_numba_core_matches_numpy_core(market, name) -> None:
     assert resets > 0
 
 
-def test_unknown_backend_is_rejected() -> None:
-    market = generate_market(default_config(("EURUSD",)), 900, rng=np.random.default_rng(0)).market
-    config = EnvConfig(vol_model="ewma", var_window=100)
-    with pytest.raises(ValueError, match="backend"):
-        FxRiskCore(prepare_env_data(market, config), config, backend="cuda")
+INTERPRETED = """
+import sys
+import numpy as np
+from tests.golden_steps import GOLDEN, run_case, cases, stored_data
+with np.load(GOLDEN) as z:
+    store = {k: z[k] for k in z.files}
+out = {}
+for market in ("eurusd", "three_pairs"):
+    data = stored_data(store, market)
+    for case in sys.argv[2:]:
+        for key, value in run_case(data, cases()[case]).items():
+            out[f"{market}/{case}/{key}"] = value
+np.savez(sys.argv[1], **out)
+"""
+INTERPRETED_CASES = ("exposure-shield-differential_sharpe-variance", "exposure-leverage500-cost-differential_sharpe",
+                     "sizing-var_budget-penalty-log_return", "exposure-penalty-risk_penalised-drawdown")
 
 
-def assert_identical(x, y, err_msg: str = "") -> None:
-    """Bit for bit: values (NaN where NaN), dtype, shape and the sign of every zero."""
-    x, y = np.asarray(x), np.asarray(y)
-    assert x.dtype == y.dtype and x.shape == y.shape, err_msg
-    np.testing.assert_array_equal(x, y, err_msg=err_msg)
-    if np.issubdtype(x.dtype, np.floating):
-        np.testing.assert_array_equal(np.signbit(x), np.signbit(y), err_msg=f"{err_msg} (sign of zero)")
+def test_the_compiled_step_equals_the_interpreted_python(tmp_path) -> None:
+    """``NUMBA_DISABLE_JIT=1`` runs envs.step as Python: the same trajectories as compiled (floats
+    to 1e-12, flags exactly, float32 observations to one unit in their last place)."""
+    from tests.golden_steps import GOLDEN, cases, run_case, stored_data
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "interpreted.npz"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", INTERPRETED, str(out), *INTERPRETED_CASES], check=True, cwd=root, env=env,
+                   timeout=600)
+    with np.load(GOLDEN) as z:
+        store = {k: z[k] for k in z.files}
+    with np.load(out) as z:
+        interpreted = {k: z[k] for k in z.files}
+    compared = 0
+    for market in ("eurusd", "three_pairs"):
+        data = stored_data(store, market)
+        for case in INTERPRETED_CASES:
+            compiled = run_case(data, cases()[case])
+            for key, value in compiled.items():
+                other = interpreted[f"{market}/{case}/{key}"]
+                if value.dtype == bool:
+                    np.testing.assert_array_equal(other, value, err_msg=key)
+                elif value.dtype == np.float32:  # float64 values agree to 1e-15 (LLVM fuses a*b+c);
+                    # a float32 observation can then round one unit of its last place the other way
+                    np.testing.assert_allclose(other, value, rtol=np.finfo(np.float32).eps, atol=1e-12, err_msg=key)
+                else:
+                    np.testing.assert_allclose(other, value, rtol=1e-12, atol=1e-12, err_msg=key)
+                compared += 1
+    assert compared > 100
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_one_pair_kernel_matches_the_generic_kernel_bit_for_bit(name) -> None:
-    """The one-pair kernel (the single env's scalar step, batched) against the generic compiled kernel."""
-    market = generate_market(default_config(("EURUSD",)), 1_800, rng=np.random.default_rng(3)).market
-    kwargs = dict(CONFIGS[name])
-    if name == "variance-penalty-illiquid":
-        kwargs["default_liquidity"] = 2e4
-        from simulator.market import MarketData
-
-        market = MarketData(bars=market.bars.drop(columns=[c for c in market.bars.columns if c[1] == "liquidity"]),
-                            pairs=market.pairs, source="no liquidity")
-    config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=150, **kwargs)
-    data = prepare_env_data(market, config)
-    pair, generic = FxRiskCore(data, config), FxRiskCore(data, config, pair_kernel=False)
-    assert pair.pair_kernel and not generic.pair_kernel
-    n = 16
-    s_pair, s_gen = BatchState.empty(n, 1), BatchState.empty(n, 1)
-    rng = np.random.default_rng(2)
-    starts = rng.integers(data.first_step, data.last_step - 200, n)
-    pair.reset_accounts(s_pair, np.arange(n), starts)
-    generic.reset_accounts(s_gen, np.arange(n), starts)
-    assert_identical(pair.observe(s_pair), generic.observe(s_gen))
-    resets = 0
-    for step in range(250):
-        action = rng.uniform(-1, 1, (n, 1))
-        action[step % n] = 1.0
-        if step % 2:  # the fused step + observe, float32 actions as a policy gives them
-            action = action.astype(np.float32)
-            obs_a, *a = pair.step_observe(s_pair, action)
-            obs_b, *b = generic.step_observe(s_gen, action)
-            assert_identical(obs_a, obs_b, "obs")
-        else:
-            a, b = pair.step(s_pair, action), generic.step(s_gen, action)
-        for x, y in zip(a[:3], b[:3], strict=True):
-            assert_identical(x, y)
-        assert list(a[3]) == list(b[3])  # the same keys in the same order
-        for key in a[3]:
-            assert_identical(a[3][key], b[3][key], err_msg=key)
-        assert_identical(pair.observe(s_pair), generic.observe(s_gen))
-        for field in ("t", "end", "cash", "units", "avg_price", "quote_cash", "peak", "equity", "dsr_a", "dsr_b",
-                      "last_scale"):
-            assert_identical(getattr(s_pair, field), getattr(s_gen, field), err_msg=field)
-        done = np.flatnonzero(a[1] | a[2])
-        if done.size:
-            resets += done.size
-            new = rng.integers(data.first_step, data.last_step - 200, done.size)
-            pair.reset_accounts(s_pair, done, new)
-            generic.reset_accounts(s_gen, done, new)
-    assert resets > 0
-
-
-@pytest.mark.parametrize(("symbols", "kernel"), [
-    (("EURUSD",), "numpy"), (("EURUSD",), "numba"), (("EURUSD",), "numba-pair"),
-    (("EURUSD", "USDJPY"), "numpy"), (("EURUSD", "USDJPY"), "numba"),
-])
-def test_step_observe_with_skipped_accounts_and_action_bounds(symbols, kernel) -> None:
+@pytest.mark.parametrize("symbols", [("EURUSD",), ("EURUSD", "USDJPY")])
+def test_step_observe_with_skipped_accounts_and_action_bounds(symbols) -> None:
     """``step_observe``: = step on the accounts not skipped (skipped ones report 0 and their current
     t and equity), then observe; an action out of bounds changes nothing and returns None."""
     corr = None if len(symbols) == 1 else [[1, 0.3], [0.3, 1]]
@@ -158,9 +148,8 @@ def test_step_observe_with_skipped_accounts_and_action_bounds(symbols, kernel) -
     config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=150, var_mode="cost",
                        account=AccountConfig(stop_out_level=0.97, margin_call_level=0.99))
     data = prepare_env_data(market, config)
-    backend = "numpy" if kernel == "numpy" else "numba"
-    core = FxRiskCore(data, config, backend=backend, pair_kernel=kernel == "numba-pair")
-    ref = FxRiskCore(data, config, backend="numpy")
+    core = FxRiskCore(data, config)
+    ref = NumpyCore(data, config)
     n, p = 6, data.n_pairs
     state, state_ref = BatchState.empty(n, p), BatchState.empty(n, p)
     rng = np.random.default_rng(4)
@@ -216,14 +205,17 @@ def test_step_observe_with_skipped_accounts_and_action_bounds(symbols, kernel) -
             ref.reset_accounts(state_ref, done, new)
 
 
-def test_one_pair_parameters_round_trip() -> None:
-    """Every packed parameter reaches the compiled one-pair step (the tuple it reads them from)."""
-    from envs import single_pair as sp
-
+def test_every_parameter_reaches_the_compiled_step() -> None:
+    """The packed parameters come back as the typed StepParams the step reads (modes as IntEnums)."""
     market = generate_market(default_config(("EURUSD",)), 900, rng=np.random.default_rng(0)).market
     config = EnvConfig(vol_model="ewma", var_window=100, action_mode="sizing", size_unit="var_budget",
                        var_mode="penalty", reward="risk_penalised", risk_penalty="drawdown")
-    prm = sp.pack_params(prepare_env_data(market, config), config)
-    assert prm.shape == (sp.N_PAIR_PARAMS,)
-    assert sp.param_tuple(prm) == tuple(prm.tolist())
-    assert prm[sp.P_ACCOUNT_BOUND] == ACCOUNT_BOUND and prm[sp.P_UTILISATION_CAP] == UTILISATION_CAP
+    core = FxRiskCore(prepare_env_data(market, config), config)
+    q = kernel.step_params(core.prm)
+    assert isinstance(q, kernel.StepParams) and len(core.prm) == kernel.N_PARAMS
+    assert tuple(float(v) for v in q) == tuple(core.prm.tolist())
+    assert q.account_bound == ACCOUNT_BOUND and q.utilisation_cap == UTILISATION_CAP
+    assert (q.action_mode, q.size_unit, q.var_mode, q.reward, q.risk_penalty) == (
+        kernel.ActionMode.SIZING, kernel.SizeUnit.VAR_BUDGET, kernel.VarMode.PENALTY, kernel.RewardKind.RISK_PENALISED,
+        kernel.RiskPenalty.DRAWDOWN)
+    assert q.slippage == config.execution.slippage_bps * 1e-4 and q.n_pairs == 1 and q.has_corr == 0
