@@ -103,6 +103,10 @@ class EnvConfig:
     """EMA rate of the differential Sharpe ratio, per bar."""
     reward_scale: float = 1.0
     """Multiplier of every reward (dimensionless)."""
+    rebalance_band: float = 0.0
+    """No-trade band, fraction of the target position: within it the position is held, not traded."""
+    min_order: float = 0.0
+    """Smallest order sent, notional as a fraction of equity (smaller ones are not sent)."""
     default_liquidity: float | str = field(default="bis2022", metadata={"allow_inf": True})
     """Depth (base-currency units per bar) for markets without a liquidity field: a number (inf:
     unlimited, no impact), or "bis2022" — BIS 2022 turnover by pair spread over the day
@@ -150,6 +154,11 @@ class EnvConfig:
         for name in ("var_penalty", "risk_aversion", "reward_scale"):
             if not 0 <= getattr(self, name) <= 1e6:
                 raise ValueError(f"{name} must be in [0, 1e6], got {getattr(self, name)}")
+        if not 0 <= self.rebalance_band < 1:
+            raise ValueError(f"rebalance_band must be in [0, 1) (a fraction of the target position), "
+                             f"got {self.rebalance_band}")
+        if not 0 <= self.min_order < 1:
+            raise ValueError(f"min_order must be in [0, 1) (a fraction of equity), got {self.min_order}")
         if not 0 < self.dsr_eta < 1:
             raise ValueError(f"dsr_eta must be in (0, 1), got {self.dsr_eta}")
         if isinstance(self.default_liquidity, str):

@@ -251,8 +251,8 @@ class SingleAccount:
         obs = _empty(self.obs_dim, _float32)
         (reward, terminated, truncated, t, equity, cash, log_return, spread_cost, impact_cost, slippage_cost,
          commission, financing, financing_cost, liquidation_cost, costs, turnover, var, var_requested, var_limit,
-         var_utilisation, cost, shield_scale, margin_level, drawdown, var_breach, clipped, margin_call, stopped_out,
-         units, exposure, filled, unfilled, fill_price) = kernel.single_step(self.packed, self.ctx, action, obs)
+         var_utilisation, cost, shield_scale, margin_level, drawdown, band_holds, small_orders, var_breach, clipped,
+         margin_call, stopped_out, units, exposure, filled, unfilled, fill_price) = kernel.single_step(self.packed, self.ctx, action, obs)
         if self.n_pairs > 1:  # fresh arrays (the block is the account's own)
             units, exposure, filled, unfilled, fill_price = self.pairs[kernel.P_OUT:].copy()
         # A dict display (keys in envs.fields.INFO_KEYS order): the cheapest way to build a 30-key dict.
@@ -262,7 +262,8 @@ class SingleAccount:
             "financing": financing, "financing_cost": financing_cost, "liquidation_cost": liquidation_cost,
             "costs": costs, "turnover": turnover, "var": var, "var_requested": var_requested, "var_limit": var_limit,
             "var_utilisation": var_utilisation, "cost": cost, "shield_scale": shield_scale,
-            "margin_level": margin_level, "drawdown": drawdown, "var_breach": var_breach, "clipped": clipped,
+            "margin_level": margin_level, "drawdown": drawdown, "band_holds": band_holds,
+            "small_orders": small_orders, "var_breach": var_breach, "clipped": clipped,
             "margin_call": margin_call, "stopped_out": stopped_out, "units": units, "exposure": exposure,
             "filled": filled, "unfilled": unfilled, "fill_price": fill_price}
 

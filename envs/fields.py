@@ -49,6 +49,8 @@ STEP_FIELDS: tuple[StepField, ...] = (
     StepField("shield_scale", "fraction", "factor the VaR shield scaled the request by (1: untouched)"),
     StepField("margin_level", "ratio", "equity / used margin (inf when flat)"),
     StepField("drawdown", "fraction of peak equity", "1 - equity / peak equity"),
+    StepField("band_holds", "pairs", "pairs held inside the no-trade band this step (no order sent)"),
+    StepField("small_orders", "pairs", "orders below the minimum order size, not sent"),
     StepField("terminated", "flag", "stopped out (or equity <= 0)", flag=True, info=False),
     StepField("truncated", "flag", "end of the episode or of the data", flag=True, info=False),
     StepField("var_breach", "flag", "VaR utilisation above 1", flag=True),

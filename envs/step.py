@@ -107,6 +107,12 @@ class StepParams(NamedTuple):
         VaR limit, fraction of equity.
     var_penalty, risk_aversion, dsr_eta, reward_scale : float
         Reward settings (see :class:`envs.config.EnvConfig`).
+    rebalance_band : float
+        No-trade band, fraction of the target: a position on the target's side within
+        ``band x |target|`` of it is held, not traded (unless the VaR limit or the leverage cap
+        needs the trade).
+    min_order : float
+        Orders below this notional, fraction of equity, are not sent (same exceptions).
     account_bound, utilisation_cap : float
         Clip of the observation's account features; cap of its VaR utilisation.
     action_mode, size_unit, var_mode, reward, risk_penalty : int
@@ -130,6 +136,8 @@ class StepParams(NamedTuple):
     risk_aversion: float
     dsr_eta: float
     reward_scale: float
+    rebalance_band: float
+    min_order: float
     account_bound: float
     utilisation_cap: float
     action_mode: int
@@ -150,10 +158,11 @@ N_BAR = 10
 # Output rows (checked against envs.fields below).
 _FLOATS = ("reward", "equity", "cash", "log_return", "spread_cost", "impact_cost", "slippage_cost", "commission",
            "financing", "financing_cost", "liquidation_cost", "costs", "turnover", "var", "var_requested",
-           "var_limit", "var_utilisation", "cost", "shield_scale", "margin_level", "drawdown")
+           "var_limit", "var_utilisation", "cost", "shield_scale", "margin_level", "drawdown", "band_holds",
+           "small_orders")
 (O_REWARD, O_EQUITY, O_CASH, O_LOG_RETURN, O_SPREAD, O_IMPACT, O_SLIP, O_COMMISSION, O_FINANCING, O_FIN_COST,
  O_LIQ_COST, O_COSTS, O_TURNOVER, O_VAR, O_VAR_REQ, O_VAR_LIMIT, O_UTIL, O_COST, O_SCALE, O_MARGIN_LEVEL,
- O_DRAWDOWN) = range(21)
+ O_DRAWDOWN, O_BAND_HOLDS, O_SMALL_ORDERS) = range(23)
 _FLAGS = ("terminated", "truncated", "var_breach", "clipped", "margin_call", "stopped_out")
 B_TERMINATED, B_TRUNCATED, B_BREACH, B_CLIPPED, B_MARGIN_CALL, B_STOPPED = range(6)
 _PAIRS = ("units", "exposure", "filled", "unfilled", "fill_price")
@@ -184,8 +193,8 @@ def market_columns(n_pairs: int) -> tuple[int, int]:
 def step_params(prm) -> StepParams:
     """The :class:`StepParams` held in the first :data:`N_PARAMS` entries of ``prm``."""
     return StepParams(int(prm[0]), int(prm[1]), prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8], prm[9],
-                      prm[10], prm[11], prm[12], prm[13], prm[14], prm[15], prm[16], prm[17], prm[18], int(prm[19]),
-                      int(prm[20]), int(prm[21]), int(prm[22]), int(prm[23]))
+                      prm[10], prm[11], prm[12], prm[13], prm[14], prm[15], prm[16], prm[17], prm[18], prm[19],
+                      prm[20], int(prm[21]), int(prm[22]), int(prm[23]), int(prm[24]), int(prm[25]))
 
 
 @jit(cache=True, error_model="numpy", inline="always")
@@ -384,6 +393,44 @@ def account_step(bars, q, t, end, cash, peak, equity, dsr_a, dsr_b, units, avg, 
         for j in range(p):
             work[_W_TARGET, j] = work[_W_TARGET, j] * g
 
+    # The no-trade band and the minimum order: hold a position close enough to its target, unless
+    # the VaR limit (shield) or the leverage cap needs the trade.
+    band_holds = 0.0
+    small_orders = 0.0
+    if q.rebalance_band > 0.0 or q.min_order > 0.0:
+        held_gross = 0.0
+        for j in range(p):
+            c = j * N_BAR
+            work[_W_HELD, j] = units[row, j] * bars[t, c + CLOSE] * bars[t, c + CONV]
+            held_gross += abs(units[row, j] * bars[nx, c + OPEN] * bars[t, c + CONV])
+        forced = held_gross > lev_limit or (shield and portfolio_var(bars, q, t, work, _W_HELD) > limit)
+        if not forced:
+            for j in range(p):
+                c = j * N_BAR
+                u = units[row, j]
+                target = work[_W_TARGET, j]
+                work[_W_REACHABLE, j] = target  # kept, in case the holds must be undone
+                gap = abs(target - u)
+                if u * target > 0 and gap <= q.rebalance_band * abs(target):
+                    work[_W_TARGET, j] = u
+                    band_holds += 1.0
+                elif gap > 0 and gap * bars[nx, c + OPEN] * bars[t, c + CONV] < q.min_order * eq_t:
+                    work[_W_TARGET, j] = u
+                    small_orders += 1.0
+            if shield and band_holds + small_orders > 0:
+                # Held pairs beside traded ones must still fit the limit, with the fills the caps allow.
+                for j in range(p):
+                    c = j * N_BAR
+                    u = units[row, j]
+                    target = work[_W_TARGET, j]
+                    cap = math.inf if abs(target) < abs(u) else q.max_participation * bars[nx, c + LIQ]
+                    work[_W_HELD, j] = (u + min(max(target - u, -cap), cap)) * bars[t, c + CLOSE] * bars[t, c + CONV]
+                if portfolio_var(bars, q, t, work, _W_HELD) > limit:
+                    for j in range(p):
+                        work[_W_TARGET, j] = work[_W_REACHABLE, j]
+                    band_holds = 0.0
+                    small_orders = 0.0
+
     # Orders fill at bar t+1's open.
     commission_sum = 0.0
     trade_cost = 0.0
@@ -470,7 +517,7 @@ def account_step(bars, q, t, end, cash, peak, equity, dsr_a, dsr_b, units, avg, 
         out_p[Q_EXPOSURE, row, j] = units[row, j] * bars[nx, c + CLOSE] * bars[nx, c + CONV]
     floats = (reward, eq, c_, r, spread_c, impact_c, slip_c, comm_c, carry_sum - fin_sum, fin_sum, liq_cost,
               trade_cost + fin_sum + liq_cost, turnover, var_held, var_requested, limit, utilisation, excess, scale,
-              level, dd_after)
+              level, dd_after, band_holds, small_orders)
     flags = (terminated, truncated, utilisation > 1.0 + 1e-9, scale < 1.0 - 1e-12, level < q.margin_call_level,
              stopped)
     return c_, new_peak, eq, dsr_a, dsr_b, scale, floats, flags
@@ -524,7 +571,7 @@ def _write_outputs(f, b, out_f, out_b, i):
     """The step's floats and flags into column i of the output blocks (unrolled: tuples held in registers)."""
     (out_f[0, i], out_f[1, i], out_f[2, i], out_f[3, i], out_f[4, i], out_f[5, i], out_f[6, i], out_f[7, i],
      out_f[8, i], out_f[9, i], out_f[10, i], out_f[11, i], out_f[12, i], out_f[13, i], out_f[14, i], out_f[15, i],
-     out_f[16, i], out_f[17, i], out_f[18, i], out_f[19, i], out_f[20, i]) = f
+     out_f[16, i], out_f[17, i], out_f[18, i], out_f[19, i], out_f[20, i], out_f[21, i], out_f[22, i]) = f
     out_b[0, i], out_b[1, i], out_b[2, i], out_b[3, i], out_b[4, i], out_b[5, i] = b
 
 
@@ -654,7 +701,7 @@ def single_step(packed, ctx, action, obs):
     ctx[C_LAST_SCALE] = scale
     account_observe(bars, table, q, t + 1, units, avg, 0, pk, eq, scale, work, obs.reshape((1, obs.shape[0])), 0)
     return (f[0], b[0], b[1], t + 1, f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12],
-            f[13], f[14], f[15], f[16], f[17], f[18], f[19], f[20], b[2], b[3], b[4], b[5],
+            f[13], f[14], f[15], f[16], f[17], f[18], f[19], f[20], f[21], f[22], b[2], b[3], b[4], b[5],
             out_p[Q_UNITS, 0, 0], out_p[Q_EXPOSURE, 0, 0], out_p[Q_FILLED, 0, 0], out_p[Q_UNFILLED, 0, 0],
             out_p[Q_FILL_PRICE, 0, 0])
 
@@ -674,7 +721,8 @@ def pack_params(config, n_pairs: int, has_corr: bool) -> np.ndarray:
         slippage=ex.slippage_bps * 1e-4, spread_multiplier=ex.spread_multiplier,
         commission_per_million=ex.commission_per_million, financing_markup=config.financing.markup,
         var_limit=config.var_limit, var_penalty=config.var_penalty, risk_aversion=config.risk_aversion,
-        dsr_eta=config.dsr_eta, reward_scale=config.reward_scale, account_bound=ACCOUNT_BOUND,
+        dsr_eta=config.dsr_eta, reward_scale=config.reward_scale, rebalance_band=config.rebalance_band,
+        min_order=config.min_order, account_bound=ACCOUNT_BOUND,
         utilisation_cap=UTILISATION_CAP, action_mode=ACTION_MODES.index(config.action_mode),
         size_unit=SIZE_UNITS.index(config.size_unit), var_mode=VAR_MODES.index(config.var_mode),
         reward=REWARDS.index(config.reward), risk_penalty=RISK_PENALTIES.index(config.risk_penalty))

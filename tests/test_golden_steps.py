@@ -32,8 +32,11 @@ def test_the_step_reproduces_its_golden_trajectories(store, market, case) -> Non
     # Act
     got = run_case(data, cases()[case])
 
-    # Assert: the same entries, the same values
-    assert sorted(got) == sorted(expected)
+    # Assert: the same entries, the same values; entries added since (the no-trade band's counts,
+    # off in these cases) are zero
+    assert set(expected) <= set(got)
+    for key in set(got) - set(expected):
+        assert key.rsplit("/", 1)[-1] in ("band_holds", "small_orders") and not got[key].any(), key
     for key, want in expected.items():
         if key.rsplit("/", 1)[-1] in FLAGS:
             np.testing.assert_array_equal(got[key], want, err_msg=key)
