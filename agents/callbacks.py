@@ -20,10 +20,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from agents.lagrangian import LagrangianCostWrapper
+from envs.fields import select
 from simulator.run_folder import atomic_write_text
 
-STEP_KEYS = ("log_return", "costs", "turnover", "var_utilisation", "var_breach", "clipped", "margin_call",
-             "stopped_out", "drawdown", "cost", "equity")
+STEP_KEYS = select("log_return", "costs", "turnover", "var_utilisation", "var_breach", "clipped", "margin_call",
+                   "stopped_out", "drawdown", "cost", "equity", "band_holds")
 
 
 class TradingMetricsCallback(BaseCallback):
@@ -61,7 +62,7 @@ class TradingMetricsCallback(BaseCallback):
         s["turnover"] += cols["turnover"] / equity
         s["costs"] += cols["costs"] / equity
         s["margin_calls"] += cols["margin_call"]
-        for k in ("var_utilisation", "var_breach", "clipped", "cost"):
+        for k in ("var_utilisation", "var_breach", "clipped", "cost", "band_holds"):
             self._step_sums[k] = self._step_sums.get(k, 0.0) + float(np.minimum(cols[k], 10.0).sum())
         self._steps += len(infos)
         for i in np.flatnonzero(dones):
@@ -87,6 +88,7 @@ class TradingMetricsCallback(BaseCallback):
             self.logger.record("risk/breach_rate", self._step_sums["var_breach"] / self._steps)
             self.logger.record("risk/clip_rate", self._step_sums["clipped"] / self._steps)
             self.logger.record("risk/cost", self._step_sums["cost"] / self._steps)
+            self.logger.record("trading/band_holds", self._step_sums["band_holds"] / self._steps)
         if self._episodes:
             def mean(key: str) -> float:
                 return float(np.mean([e[key] for e in self._episodes]))

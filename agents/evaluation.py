@@ -19,12 +19,11 @@ from agents.policies import AccountView, Policy
 from envs.config import EnvConfig
 from envs.core import BatchState, FxRiskCore
 from envs.data import EnvData
+from envs.fields import FLAG_INFO, SCALAR_INFO
 from simulator.metrics import bars_per_year, summarise
 
-#: Step diagnostics kept per step (scalars per account).
-SCALAR_RECORDS = ("equity", "log_return", "costs", "spread_cost", "impact_cost", "slippage_cost", "commission",
-                  "financing", "turnover", "var", "var_requested", "var_limit", "var_utilisation", "var_breach",
-                  "cost", "shield_scale", "clipped", "margin_level", "margin_call", "stopped_out", "drawdown")
+#: Step diagnostics kept per step: every per-account value the step reports (envs.fields).
+SCALAR_RECORDS = SCALAR_INFO
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,7 +158,7 @@ def run_policy(policy: Policy, data: EnvData, config: EnvConfig, *, n_accounts: 
     expo = np.concatenate(exposures) if exposures else np.zeros((0, data.n_pairs))
     for j, symbol in enumerate(data.symbols):
         records[f"exposure_{symbol}"] = expo[:, j]
-    for key in ("var_breach", "clipped", "margin_call", "stopped_out"):
+    for key in FLAG_INFO:
         records[key] = records[key].astype(bool)
     records = records.sort_values(["account", "step"], kind="stable").reset_index(drop=True)
     return EvaluationResult(records=records, summary=summarise_records(records, data))

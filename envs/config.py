@@ -12,7 +12,8 @@ from simulator.execution import ExecutionConfig
 from simulator.financing import FinancingConfig
 from simulator.frequency import Duration, check_duration, to_bars
 
-ACTION_MODES = ("exposure", "sizing")
+ACTION_MODES = ("exposure", "sizing", "residual", "direction")
+BASE_RULES = ("var_budget", "vol_target")
 SIZE_UNITS = ("leverage", "var_budget")
 VAR_MODES = ("shield", "penalty", "cost")
 REWARDS = ("log_return", "differential_sharpe", "risk_penalised")
@@ -62,7 +63,17 @@ class EnvConfig:
     episode_bars: Duration | None = "4M"
     """Training episode length (bars or duration; 4M = 2,016 hourly or 84 daily bars); None: whole span."""
     action_mode: str = "exposure"
-    """exposure (target exposure per pair) or sizing (momentum direction, agent sizes)."""
+    """exposure (target exposure per pair), sizing (momentum direction, agent sizes), residual (a log-multiplier
+    on base_rule's size along the signal; action 0 = the rule) or direction (sign and size in VaR budgets)."""
+    base_rule: str = "var_budget"
+    """Residual mode: the rule the action scales — var_budget (position at 1/P of the VaR limit) or vol_target."""
+    size_range: float = 4.0
+    """Residual mode: multiplier of the base rule in [1/size_range, size_range]; direction mode: largest size,
+    in VaR budgets (4: up to four times the limit, so the shield and the constraint can bind)."""
+    base_target_vol: float = 0.10
+    """Vol-target base rule: annualised volatility of each pair's position (0.10 = 10%, the vol_target baseline's)."""
+    base_max_leverage: float = 10.0
+    """Vol-target base rule: leverage cap of each pair's position (the vol_target baseline's)."""
     signal_lookback: Duration = "1D"
     """Momentum lookback of the sizing signal (1D = 24 hourly bars, 1 daily bar)."""
     size_unit: str = "leverage"
@@ -124,6 +135,7 @@ class EnvConfig:
             raise ValueError(f"window must be >= 1, got {self.window}")
         for name, value, allowed in (("action_mode", self.action_mode, ACTION_MODES),
                                      ("size_unit", self.size_unit, SIZE_UNITS),
+                                     ("base_rule", self.base_rule, BASE_RULES),
                                      ("var_mode", self.var_mode, VAR_MODES), ("reward", self.reward, REWARDS),
                                      ("risk_penalty", self.risk_penalty, RISK_PENALTIES),
                                      ("vol_model", self.vol_model, VOL_MODELS)):
@@ -154,6 +166,12 @@ class EnvConfig:
         for name in ("var_penalty", "risk_aversion", "reward_scale"):
             if not 0 <= getattr(self, name) <= 1e6:
                 raise ValueError(f"{name} must be in [0, 1e6], got {getattr(self, name)}")
+        if not 1 < self.size_range <= 100:
+            raise ValueError(f"size_range must be in (1, 100] (a multiple of the base size), got {self.size_range}")
+        if not 0 < self.base_target_vol <= 10:
+            raise ValueError(f"base_target_vol must be in (0, 10] (annualised volatility), got {self.base_target_vol}")
+        if not 0 < self.base_max_leverage <= 1000:
+            raise ValueError(f"base_max_leverage must be in (0, 1000], got {self.base_max_leverage}")
         if not 0 <= self.rebalance_band < 1:
             raise ValueError(f"rebalance_band must be in [0, 1) (a fraction of the target position), "
                              f"got {self.rebalance_band}")

@@ -17,6 +17,8 @@ import numpy as np
 from envs import step as kernel
 from envs.config import EnvConfig
 from envs.data import EnvData
+from simulator.frequency import HOURS_PER_UNIT
+from simulator.metrics import bars_per_year as metric_bars_per_year
 from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, INFO_KEYS, PAIR_OUTPUTS, RESET_INFO
 from envs.step import ACCOUNT_BOUND, OBS_BOUND, UTILISATION_CAP  # noqa: F401  (re-exported)
 
@@ -71,6 +73,14 @@ def var_budget_fraction(signal: np.ndarray, var_long: np.ndarray, var_short: np.
     return np.minimum(frac, 1.0)
 
 
+def bars_per_year(data: EnvData, trading_days: float = 260.0) -> float:
+    """Bars in a trading year from the timestamps up to the first decision bar (as the vol_target
+    baseline infers it: the median spacing x ``trading_days``; the bar length if that fails)."""
+    value = metric_bars_per_year(np.asarray(data.index[: max(int(data.first_step), 1) + 1]),
+                                 trading_days_per_year=trading_days)
+    return float(value) if np.isfinite(value) else HOURS_PER_UNIT["Y"] / data.bar_hours
+
+
 def _contiguous(state: BatchState) -> None:
     """The state's arrays as the compiled step takes them (C-contiguous int64 / float64), in place."""
     for name in _STATE_FIELDS:
@@ -95,11 +105,11 @@ class FxRiskCore:
         self.config = config
         self.n_pairs = data.n_pairs
         self.market_dim = config.window * data.features.shape[1]
-        extra = self.n_pairs * (2 if config.action_mode == "sizing" else 1)
+        extra = self.n_pairs * (1 if config.action_mode == "exposure" else 2)
         self.obs_dim = self.market_dim + extra + len(ACCOUNT_FEATURES)
         self.bars = kernel.pack_market(data)
         self.table = kernel.pack_table(data, config.window)
-        self.prm = kernel.pack_params(config, data.n_pairs, data.corr is not None)
+        self.prm = kernel.pack_params(config, data.n_pairs, data.corr is not None, bars_per_year(data))
 
     # -- episodes ------------------------------------------------------------------------
     def start_bounds(self) -> tuple[int, int]:

@@ -83,6 +83,20 @@ RESET_INFO: tuple[str, ...] = ("t", "equity")
 """Info entries of a reset (and of an account that resets instead of stepping)."""
 
 
+SCALAR_INFO: tuple[str, ...] = tuple(f.name for f in STEP_FIELDS if f.info and not f.per_pair and f.name != "t")
+"""Every per-account value of ``info`` (floats and flags), in order."""
+FLAG_INFO: tuple[str, ...] = tuple(f.name for f in STEP_FIELDS if f.info and f.flag)
+"""The flags of ``info``."""
+
+
+def select(*names: str) -> tuple[str, ...]:
+    """``names``, each checked to be a declared per-step field (a typo fails at import, not in a run)."""
+    unknown = [n for n in names if n not in FIELDS]
+    if unknown:
+        raise KeyError(f"not per-step fields (envs.fields.STEP_FIELDS): {unknown}")
+    return names
+
+
 def unit(name: str) -> str:
     """The unit of a per-step field (``KeyError`` for a name that is not one)."""
     return FIELDS[name].unit

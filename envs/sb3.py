@@ -35,13 +35,14 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 from envs.config import EnvConfig
 from envs.data import EnvData
 from envs.errors import ResetNeededError
+from envs.fields import select
 from envs.vector import FxRiskVectorEnv, take_rows, validate_actions
 from forecasters.cache import ForecastCache
 from simulator.market import MarketData
 
 #: Step diagnostics copied into each environment's info dict (floats; booleans as 0.0 / 1.0).
-INFO_KEYS = ("equity", "costs", "var_utilisation", "var_breach", "cost", "clipped", "margin_call", "stopped_out",
-             "turnover", "log_return", "drawdown")
+INFO_KEYS = select("equity", "costs", "var_utilisation", "var_breach", "cost", "clipped", "margin_call",
+                   "stopped_out", "turnover", "log_return", "drawdown", "band_holds")
 
 
 class FxRiskSB3VecEnv(VecEnv):

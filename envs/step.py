@@ -41,8 +41,17 @@ from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, PAIR_OUTPUTS
 class ActionMode(IntEnum):
     """What an action in [-1, 1] means."""
 
-    EXPOSURE = 0  #: target exposure per pair, fraction of the maximum leverage
-    SIZING = 1    #: size (a + 1) / 2 along the momentum signal's direction
+    EXPOSURE = 0   #: target exposure per pair, fraction of the maximum leverage
+    SIZING = 1     #: size (a + 1) / 2 along the momentum signal's direction
+    RESIDUAL = 2   #: the base rule's size times exp(a x ln size_range), along the signal (a = 0: the rule)
+    DIRECTION = 3  #: direction and size: a x size_range VaR budgets (the position whose VaR is limit / P)
+
+
+class BaseRule(IntEnum):
+    """The rule a residual action scales."""
+
+    VAR_BUDGET = 0  #: the position whose own one-bar VaR is 1/P of the limit
+    VOL_TARGET = 1  #: leverage base_target_vol / (sigma x sqrt(bars per year))
 
 
 class SizeUnit(IntEnum):
@@ -113,10 +122,18 @@ class StepParams(NamedTuple):
         needs the trade).
     min_order : float
         Orders below this notional, fraction of equity, are not sent (same exceptions).
+    size_range : float
+        Residual mode: the multiplier of the base rule spans [1 / size_range, size_range];
+        direction mode: the largest size, in VaR budgets.
+    base_target_vol, base_max_leverage : float
+        Annualised volatility the vol-target base rule sizes each pair to; its leverage cap.
+    bars_per_year : float
+        Bars in a trading year (annualises the per-bar volatility forecast).
     account_bound, utilisation_cap : float
         Clip of the observation's account features; cap of its VaR utilisation.
-    action_mode, size_unit, var_mode, reward, risk_penalty : int
-        :class:`ActionMode`, :class:`SizeUnit`, :class:`VarMode`, :class:`RewardKind`, :class:`RiskPenalty`.
+    action_mode, size_unit, var_mode, reward, risk_penalty, base_rule : int
+        :class:`ActionMode`, :class:`SizeUnit`, :class:`VarMode`, :class:`RewardKind`, :class:`RiskPenalty`,
+        :class:`BaseRule`.
     """
 
     n_pairs: int
@@ -138,6 +155,10 @@ class StepParams(NamedTuple):
     reward_scale: float
     rebalance_band: float
     min_order: float
+    size_range: float
+    base_target_vol: float
+    base_max_leverage: float
+    bars_per_year: float
     account_bound: float
     utilisation_cap: float
     action_mode: int
@@ -145,6 +166,7 @@ class StepParams(NamedTuple):
     var_mode: int
     reward: int
     risk_penalty: int
+    base_rule: int
 
 
 N_PARAMS = len(StepParams._fields)
@@ -194,7 +216,8 @@ def step_params(prm) -> StepParams:
     """The :class:`StepParams` held in the first :data:`N_PARAMS` entries of ``prm``."""
     return StepParams(int(prm[0]), int(prm[1]), prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8], prm[9],
                       prm[10], prm[11], prm[12], prm[13], prm[14], prm[15], prm[16], prm[17], prm[18], prm[19],
-                      prm[20], int(prm[21]), int(prm[22]), int(prm[23]), int(prm[24]), int(prm[25]))
+                      prm[20], prm[21], prm[22], prm[23], prm[24], int(prm[25]), int(prm[26]), int(prm[27]),
+                      int(prm[28]), int(prm[29]), int(prm[30]))
 
 
 @jit(cache=True, error_model="numpy", inline="always")
@@ -272,14 +295,49 @@ def average_price(units, filled, price, avg):
 
 
 @jit(cache=True, error_model="numpy", inline="always")
+def budget_fraction(bars, q, t, j, direction):
+    """Fraction of the maximum notional whose own one-bar VaR (on the side of ``direction``) is
+    1/P of the limit, capped at 1; 0 where the VaR is not positive."""
+    c = j * N_BAR
+    side = bars[t, c + VSHORT] if direction < 0 else bars[t, c + VLONG]
+    unit = q.var_limit / (q.n_pairs * side * q.max_leverage) if side > 0 else 0.0
+    return min(unit, 1.0)
+
+
+@jit(cache=True, error_model="numpy", inline="always")
+def base_fraction(bars, q, t, j):
+    """The base rule's size of pair j (fraction of the maximum notional, >= 0, along the signal), as
+    the rule-based baselines of :mod:`agents.baselines` size it with their defaults: ``vol_target``
+    leverage base_target_vol / (sigma sqrt(bars per year)) capped at base_max_leverage;
+    ``var_budget`` the VaR limit split equally over the pairs with a signal."""
+    c = j * N_BAR
+    if q.base_rule == BaseRule.VOL_TARGET:
+        sigma = bars[t, c + SIGMA]
+        if not (sigma > 0 and math.isfinite(sigma)):
+            return 0.0
+        return min(q.base_target_vol / (sigma * math.sqrt(q.bars_per_year)), q.base_max_leverage) / q.max_leverage
+    signal = bars[t, c + SIGNAL]
+    side = bars[t, c + VLONG] if signal > 0 else bars[t, c + VSHORT]
+    active = 0
+    for k in range(q.n_pairs):
+        if bars[t, k * N_BAR + SIGNAL] != 0:
+            active += 1
+    if not (side > 0 and math.isfinite(side)):
+        return 0.0
+    return q.var_limit / (side * max(active, 1)) / q.max_leverage
+
+
+@jit(cache=True, error_model="numpy", inline="always")
 def requested_fraction(action, bars, q, t, j):
     """Requested exposure of pair j as a signed fraction of the maximum notional.
 
     Sizing: size (a + 1) / 2 in [0, 1] (a symmetric action space, as PPO's Gaussian policy
     prefers) along the signal; in VaR-budget units the size is a fraction of the position whose
-    own VaR is 1/P of the limit.
+    own VaR is 1/P of the limit. Residual: the base rule's size times exp(a ln size_range) along
+    the signal (a = 0 is the rule itself). Direction: a x size_range VaR budgets, the sign the agent's.
     """
     c = j * N_BAR
+    a = min(max(action, -1.0), 1.0)
     if q.action_mode == ActionMode.SIZING:
         size = min(max((action + 1.0) * 0.5, 0.0), 1.0)
         if q.size_unit == SizeUnit.VAR_BUDGET:
@@ -287,7 +345,13 @@ def requested_fraction(action, bars, q, t, j):
             unit = q.var_limit / (q.n_pairs * side * q.max_leverage) if side > 0 else 0.0
             size = size * min(unit, 1.0)
         return size * bars[t, c + SIGNAL]
-    return min(max(action, -1.0), 1.0)
+    if q.action_mode == ActionMode.RESIDUAL:
+        size = base_fraction(bars, q, t, j) * math.exp(a * math.log(q.size_range))
+        return min(size, 1.0) * bars[t, c + SIGNAL]
+    if q.action_mode == ActionMode.DIRECTION:
+        size = abs(a) * q.size_range * budget_fraction(bars, q, t, j, a)
+        return min(size, 1.0) * (1.0 if a > 0 else (-1.0 if a < 0 else 0.0))
+    return a
 
 
 @jit(cache=True, error_model="numpy", inline="always")
@@ -550,7 +614,7 @@ def account_observe(bars, table, q, t, units, avg, row, peak, equity, last_scale
             a = avg[row, j]
             unrealised += u * (bars[t, c + CLOSE] - (0.0 if math.isnan(a) else a)) * bars[t, c + CONV]
         gross += abs(u * bars[t, c + CLOSE] * bars[t, c + CONV])
-    if q.action_mode == ActionMode.SIZING:
+    if q.action_mode != ActionMode.EXPOSURE:
         for j in range(p):
             obs[orow, col] = bars[t, j * N_BAR + SIGNAL]
             col += 1
@@ -709,9 +773,9 @@ def single_step(packed, ctx, action, obs):
 # --------------------------------------------------------------------------- packing (Python)
 
 
-def pack_params(config, n_pairs: int, has_corr: bool) -> np.ndarray:
+def pack_params(config, n_pairs: int, has_corr: bool, bars_per_year: float) -> np.ndarray:
     """:class:`StepParams` of an :class:`~envs.config.EnvConfig` (durations already in bars) as float64."""
-    from envs.config import ACTION_MODES, REWARDS, RISK_PENALTIES, SIZE_UNITS, VAR_MODES
+    from envs.config import ACTION_MODES, BASE_RULES, REWARDS, RISK_PENALTIES, SIZE_UNITS, VAR_MODES
 
     acct, ex = config.account, config.execution
     params = StepParams(
@@ -722,10 +786,13 @@ def pack_params(config, n_pairs: int, has_corr: bool) -> np.ndarray:
         commission_per_million=ex.commission_per_million, financing_markup=config.financing.markup,
         var_limit=config.var_limit, var_penalty=config.var_penalty, risk_aversion=config.risk_aversion,
         dsr_eta=config.dsr_eta, reward_scale=config.reward_scale, rebalance_band=config.rebalance_band,
-        min_order=config.min_order, account_bound=ACCOUNT_BOUND,
+        min_order=config.min_order, size_range=config.size_range, base_target_vol=config.base_target_vol,
+        base_max_leverage=config.base_max_leverage,
+        bars_per_year=bars_per_year, account_bound=ACCOUNT_BOUND,
         utilisation_cap=UTILISATION_CAP, action_mode=ACTION_MODES.index(config.action_mode),
         size_unit=SIZE_UNITS.index(config.size_unit), var_mode=VAR_MODES.index(config.var_mode),
-        reward=REWARDS.index(config.reward), risk_penalty=RISK_PENALTIES.index(config.risk_penalty))
+        reward=REWARDS.index(config.reward), risk_penalty=RISK_PENALTIES.index(config.risk_penalty),
+        base_rule=BASE_RULES.index(config.base_rule))
     return np.array([float(v) for v in params], dtype=np.float64)
 
 
