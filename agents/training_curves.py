@@ -24,7 +24,7 @@ CURVES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Episode return (training)", ("trading/episode_return", "rollout/ep_rew_mean"), "return per episode"),
     ("Validation Sharpe ratio", ("eval/val_sharpe_ratio",), "annualised Sharpe"),
     ("VaR breach rate (training)", ("risk/breach_rate",), "share of steps"),
-    ("Lagrange multiplier λ", ("risk/lagrange_multiplier",), "λ"),
+    ("Lagrange multiplier λ", ("constraint/lambda", "risk/lagrange_multiplier"), "λ"),
 )
 
 
