@@ -82,6 +82,7 @@ class CostPPO(PPO):
         self._costs: list[np.ndarray] = []
         self._cost_values: list[np.ndarray] = []
         self._cost_returns: np.ndarray | None = None
+        self._raw_cost_sum, self._raw_cost_n = 0.0, 0
         super().__init__(policy, env, normalize_advantage=False, **kwargs)
 
     def _setup_model(self) -> None:
