@@ -148,6 +148,21 @@ def test_bad_lagrange_settings_are_one_line_naming_the_key(tmp_path, capsys, sec
     assert rc == 2 and len(err.splitlines()) == 1 and key in err and "bad.yaml" in err
 
 
+def test_lagrangian_flag_needs_a_constrained_config(tmp_path, capsys) -> None:
+    rc = load_script("train").main(["--config", str(HYPERPARAMS_DIR / "ppo_default.yaml"), "--lagrangian", "pid",
+                                    "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--lagrangian" in err and "lagrange.enabled" in err
+
+
+def test_constraint_report_refuses_an_unconstrained_run(tmp_path, capsys) -> None:
+    (tmp_path / "config.yaml").write_text("seed: 0\nlagrange:\n  cost_limit: 5\n")
+    (tmp_path / "metrics.yaml").write_text("validation: []\n")
+    assert load_script("constraint_report").main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a finished constrained PPO run" in err
+
+
 @pytest.mark.parametrize("name", ["ppo_constrained.yaml", "ppo_ecb_constrained.yaml"])
 def test_shipped_constrained_configs_use_pid_with_a_cost_limit_per_episode(name) -> None:
     cfg = TrainConfig.from_yaml(HYPERPARAMS_DIR / name)
@@ -174,7 +189,8 @@ def _run(tmp_path, name, cfg, data):
     return folder.path, metrics, weights, critic
 
 
-def test_tiny_pid_run_on_the_sample_logs_constraint_scalars_and_is_seed_reproducible(tmp_path, sample_pid) -> None:
+def test_tiny_pid_run_on_the_sample_logs_constraint_scalars_and_is_seed_reproducible(tmp_path, capsys,
+                                                                                     sample_pid) -> None:
     from tests.test_training import scalars
 
     cfg, data = sample_pid
@@ -191,6 +207,11 @@ def test_tiny_pid_run_on_the_sample_logs_constraint_scalars_and_is_seed_reproduc
     # The untrained policy samples sizes over the whole range, so the tight limit binds and λ rises.
     assert history[0]["episode_cost"] > cfg.lagrange.cost_limit and history[-1]["multiplier"] > history[0]["multiplier"]
     assert all("episode_cost" in v for v in metrics_a["validation"])
+
+    # The summary script reads it back (finished folder: metrics.yaml and config.yaml).
+    assert load_script("constraint_report").main([str(path_a)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and "| pid | 0 |" in table[2]
 
     assert metrics_a["lagrange_history"] == metrics_b["lagrange_history"]
     assert metrics_a["validation"] == metrics_b["validation"]
