@@ -1,8 +1,9 @@
-"""stable-baselines3 callbacks: trading and risk scalars, Lagrange multiplier, validation, checkpoints.
+"""stable-baselines3 callbacks: trading and risk scalars, validation, checkpoints.
 
 TensorBoard keys are namespaced (DESIGN.md rule 6): ``trading/…`` (episode return, Sharpe,
 drawdown, turnover, costs), ``risk/…`` (VaR utilisation, breach rate, clip rate, margin
-calls, stop-outs, Lagrange multiplier), ``eval/…`` (validation split), beside SB3's own
+calls, stop-outs), ``constraint/…`` (constrained PPO: λ, episode cost, cost limit, cost value loss,
+:mod:`agents.cost_ppo`), ``eval/…`` (validation split), beside SB3's own
 ``rollout/`` and ``train/``.
 """
 
@@ -19,7 +20,6 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-from agents.lagrangian import LagrangianCostWrapper
 from envs.fields import select
 from simulator.run_folder import atomic_write_text
 
@@ -106,24 +106,6 @@ class TradingMetricsCallback(BaseCallback):
 
     def set_state(self, state: dict[str, list[float]]) -> None:
         self._sums = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
-
-
-class LagrangeCallback(BaseCallback):
-    """Updates the multiplier of a :class:`LagrangianCostWrapper` after every rollout and logs it."""
-
-    def __init__(self, wrapper: LagrangianCostWrapper) -> None:
-        super().__init__()
-        self.wrapper = wrapper
-        self.history: list[dict[str, float]] = []
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        mean_cost, multiplier = self.wrapper.end_rollout()
-        self.logger.record("risk/lagrange_multiplier", multiplier)
-        self.logger.record("risk/lagrange_mean_cost", mean_cost)
-        self.history.append({"timesteps": int(self.num_timesteps), "mean_cost": mean_cost, "multiplier": multiplier})
 
 
 class _CadenceCallback(BaseCallback):

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from agents.lagrangian import LAGRANGE_METHODS, PIDConfig
 from envs.config import EnvConfig
 from simulator.configuration import check_finite, from_mapping, load_yaml, to_mapping
 from simulator.errors import ConfigError
@@ -179,30 +180,53 @@ class PPOConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class LagrangeConfig:
-    """Constrained PPO: reward − λ·cost, λ updated after every rollout.
+    """Constrained PPO (:class:`agents.cost_ppo.CostPPO`): a cost critic, and λ on the cost advantage.
 
-    λ ← clip(λ + ``multiplier_lr`` × (mean cost per step − ``cost_budget``), 0, ``max_multiplier``):
-    it rises while the mean VaR-breach cost (``info["cost"]``, excess utilisation) exceeds its
-    budget and falls otherwise. Needs ``env.var_mode: cost``.
+    The budget is stated per episode, as safe-RL libraries do (safety-gymnasium, OmniSafe): the
+    episode cost is ``info["cost"]`` — the VaR utilisation above 1 on a bar, 0 within the limit —
+    summed over an episode's bars, and ``cost_limit`` is in that unit (utilisation excess ×
+    bars): 5 over a 512-bar episode allows on average 0.01 per bar, e.g. 10 bars at 150% of the
+    limit. Each rollout's episode cost is its mean cost per step × ``env.episode_bars`` (the cost
+    of a full-length episode at that rate: a stop-out that ends an episode early does not lower it).
+
+    After every rollout λ is updated from that episode cost (``method``: ``plain`` projected
+    ascent with ``multiplier_lr``, or ``pid``, :class:`~agents.lagrangian.PIDConfig`), and the
+    policy maximises ``(A_r − λ·A_c) / (1 + λ)`` (``sum_norm``), A_c from a separate cost critic
+    trained on cost returns. Needs ``env.var_mode: cost``.
     """
 
     enabled: bool = False
-    """Train with the Lagrangian (needs env.var_mode: cost)."""
-    cost_budget: float = 0.01
-    """Allowed mean cost per step (VaR utilisation above 1, averaged over steps)."""
-    multiplier_lr: float = 5.0
-    """Step size of the multiplier update, λ per unit of cost above budget."""
-    initial_multiplier: float = 0.0
-    """λ at the start of training."""
-    max_multiplier: float = 1000.0
-    """Upper bound of λ."""
+    """Train constrained PPO (needs env.var_mode: cost)."""
+    method: str = "pid"
+    """How λ is updated after each rollout: plain (projected gradient ascent) or pid (PID Lagrangian)."""
+    cost_limit: float = 5.0
+    """Allowed cost per episode: VaR utilisation above 1 summed over the episode's bars (> 0)."""
+    multiplier_lr: float = 0.035
+    """plain: step size of λ per unit of episode cost above the limit (OmniSafe PPOLag's lambda_lr)."""
+    initial_multiplier: float = 0.001
+    """λ at the start of training (OmniSafe's lagrangian_multiplier_init)."""
+    max_multiplier: float = 100.0
+    """Upper bound of λ (OmniSafe's penalty_max)."""
+    sum_norm: bool = True
+    """Divide the combined advantage by 1 + λ (its scale does not grow with λ)."""
+    diff_norm: bool = False
+    """Use (1 − λ)·A_r − λ·A_c with λ kept in [0, 1] instead (overrides sum_norm)."""
+    pid: PIDConfig = field(default_factory=PIDConfig)
+    """PID gains and filters (method pid)."""
 
     def __post_init__(self) -> None:
         check_finite(self, "lagrange.")
-        if self.cost_budget < 0 or self.multiplier_lr <= 0 or self.initial_multiplier < 0:
-            raise ValueError("lagrange: need cost_budget >= 0, multiplier_lr > 0, initial_multiplier >= 0")
+        if self.method not in LAGRANGE_METHODS:
+            raise ValueError(f"lagrange.method must be one of {LAGRANGE_METHODS}, got {self.method!r}")
+        if not self.cost_limit > 0:
+            raise ValueError(f"lagrange.cost_limit must be > 0 (cost per episode), got {self.cost_limit}")
+        if not self.multiplier_lr > 0:
+            raise ValueError(f"lagrange.multiplier_lr must be > 0, got {self.multiplier_lr}")
+        if self.initial_multiplier < 0:
+            raise ValueError(f"lagrange.initial_multiplier must be >= 0, got {self.initial_multiplier}")
         if self.max_multiplier < self.initial_multiplier:
-            raise ValueError("lagrange.max_multiplier must be >= initial_multiplier")
+            raise ValueError(f"lagrange.max_multiplier must be >= initial_multiplier ({self.initial_multiplier}), "
+                             f"got {self.max_multiplier}")
 
 
 SELECTION_OBJECTIVES = ("sharpe_ratio", "total_return", "sortino_ratio")
@@ -214,8 +238,8 @@ class SelectionConfig:
 
     A checkpoint is eligible when, on the validation span, it is never stopped out, its worst
     drawdown is at most ``max_drawdown``, it spends at most ``max_time_over_limit`` of the bars
-    over the VaR limit, and (constrained PPO) its mean cost per step is within the Lagrangian's
-    ``cost_budget``. Among the eligible ones the highest ``objective`` wins; when none is
+    over the VaR limit, and (constrained PPO) its mean cost per bar is within the episode cost
+    limit spread over an episode (``lagrange.cost_limit / env.episode_bars``). Among the eligible ones the highest ``objective`` wins; when none is
     eligible the run has no best model and says why.
     """
 
@@ -280,6 +304,8 @@ class TrainConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.lagrange.enabled and self.env.var_mode != "cost":
             raise ValueError("lagrange.enabled needs env.var_mode: cost (the multiplier prices info['cost'])")
+        if self.lagrange.enabled and self.ppo.recurrent:
+            raise ValueError("lagrange.enabled: constrained PPO has an MLP policy — set ppo.recurrent: false")
         if self.env.episode_bars is None:
             raise ValueError("env.episode_bars must be set for training (random starts); evaluation uses the full span")
 

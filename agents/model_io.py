@@ -55,12 +55,18 @@ def algorithm_kwargs(config: TrainConfig) -> dict[str, Any]:
 
 def build_algorithm(config: TrainConfig, *, env: Any = None, observation_space: spaces.Space | None = None,
                     action_space: spaces.Space | None = None, **extra: Any) -> Any:
-    """A fresh PPO (or RecurrentPPO when ``config.ppo.recurrent``) for ``env``, or — ``env`` None — for the
-    given spaces (one environment, for ``predict``; no global seeding)."""
+    """A fresh PPO (RecurrentPPO when ``config.ppo.recurrent``, constrained :class:`~agents.cost_ppo.CostPPO`
+    when ``config.lagrange.enabled``: ``extra`` then needs ``episode_bars``) for ``env``, or — ``env`` None —
+    a PPO for the given spaces (one environment, for ``predict``; no global seeding)."""
     if config.ppo.recurrent:
         from sb3_contrib import RecurrentPPO as cls
 
         policy = "MlpLstmPolicy"
+    elif config.lagrange.enabled and env is not None:  # training constrained PPO; its policy predicts as PPO's
+        from agents.cost_ppo import CostPPO
+
+        return CostPPO("MlpPolicy", env, constraint=config.lagrange, **{**algorithm_kwargs(config), "device": "cpu",
+                                                                        "verbose": 0, **extra})
     else:
         from stable_baselines3 import PPO as cls
 

@@ -33,12 +33,12 @@ import torch
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
-from agents.callbacks import (LagrangeCallback, PeriodicCallback, ProgressBarCallback, RestoreCallback,
-                              RolloutStartCallback, TradingMetricsCallback, write_json)
+from agents.callbacks import (PeriodicCallback, ProgressBarCallback, RestoreCallback, RolloutStartCallback,
+                              TradingMetricsCallback, write_json)
 from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
 from agents.hyperparams import REPO_ROOT, DataConfig, SelectionConfig, TrainConfig
-from agents.lagrangian import LagrangianCostWrapper
-from agents.model_io import build_algorithm, load_model, read_model_zip, set_policy_weights
+from agents.lagrangian import MultiplierState
+from agents.model_io import build_algorithm, load_model, load_weights, read_model_zip, set_policy_weights
 from envs.config import EnvConfig
 from envs.data import EnvData, prepare_env_data
 from envs.sb3 import FxRiskSB3VecEnv
@@ -195,7 +195,8 @@ def checkpoint_eligible(scores: dict[str, Any], rule: SelectionConfig, *, cost_b
         why.append(f"over the VaR limit on {scores.get('time_over_limit', float('nan')):.1%} of bars "
                    f"> {rule.max_time_over_limit:.0%}")
     if cost_budget is not None and not scores.get("mean_cost", 0.0) <= cost_budget:
-        why.append(f"mean cost {scores.get('mean_cost', float('nan')):.4f} > budget {cost_budget:g}")
+        why.append(f"mean cost {scores.get('mean_cost', float('nan')):.4f} per bar > budget {cost_budget:g} "
+                   f"(lagrange.cost_limit / episode_bars)")
     return not why, "; ".join(why)
 
 
@@ -275,10 +276,9 @@ class Trainer:
         self.bars_per_year = bars_per_year(self.data.full.index)
         self.eval_history: list[dict[str, float]] = []
         self.best_score = -np.inf
-        self.lagrange_history: list[dict[str, float]] = []
-        self.venv, self.vecnorm, self.lagrangian = self._make_env()
+        self.constrained = config.lagrange.enabled
+        self.venv, self.vecnorm = self._make_env()
         self.model: Any = None
-        self._lagrange_callback: LagrangeCallback | None = None
         self._callbacks: dict[str, Any] = {}
         if not (folder.path / "config.yaml").exists():  # models are rebuilt from it (agents.model_io)
             folder.write_yaml("config.yaml", config.to_dict())
@@ -287,19 +287,24 @@ class Trainer:
     def path(self) -> Path:
         return self.folder.path
 
-    def _make_env(self) -> tuple[VecEnv, VecNormalize, LagrangianCostWrapper | None]:
+    def _make_env(self) -> tuple[VecEnv, VecNormalize]:
         cfg = self.config
         base = self.base_env = FxRiskSB3VecEnv(cfg.n_envs, data=self.data.train, config=cfg.env)
         base.seed(cfg.seed)
         monitored = self.monitor = VecMonitor(base)  # rollout/ep_rew_mean, ep_len_mean: the env's own reward
-        lagrangian = LagrangianCostWrapper(monitored, cfg.lagrange) if cfg.lagrange.enabled else None
-        vecnorm = VecNormalize(lagrangian or monitored, norm_obs=True, norm_reward=cfg.reward_normalisation,
-                               clip_obs=10.0, gamma=cfg.ppo.gamma)
-        return vecnorm, vecnorm, lagrangian
+        vecnorm = VecNormalize(monitored, norm_obs=True, norm_reward=cfg.reward_normalisation, clip_obs=10.0,
+                               gamma=cfg.ppo.gamma)
+        return vecnorm, vecnorm
+
+    @property
+    def episode_bars(self) -> int:
+        """Training episode length in bars (the env's durations resolved on this data)."""
+        return int(self.base_env.config.episode_bars)
 
     def _new_model(self) -> Any:
+        extra = {"episode_bars": self.episode_bars} if self.constrained else {}
         return build_algorithm(self.config, env=self.venv, tensorboard_log=str(self.path / "tensorboard"),
-                               seed=self.config.seed)
+                               seed=self.config.seed, **extra)
 
     # -- validation and checkpoints ----------------------------------------------------------
     def current_policy(self) -> TrainedPolicy:
@@ -316,7 +321,10 @@ class Trainer:
         util = result.records["var_utilisation"].to_numpy(np.float64) if "var_utilisation" in result.records else None
         scores["mean_cost"] = float(np.nanmean(np.maximum(util - 1.0, 0.0))) if util is not None and util.size else 0.0
         scores["timesteps"] = int(self.model.num_timesteps)
-        budget = self.config.lagrange.cost_budget if self.config.lagrange.enabled else None
+        budget = None
+        if self.constrained:  # the per-episode limit as a mean per bar (validation is one long run)
+            budget = self.config.lagrange.cost_limit / self.episode_bars
+            scores["episode_cost"] = scores["mean_cost"] * self.episode_bars
         eligible, why = checkpoint_eligible(scores, self.config.selection, cost_budget=budget)
         scores["eligible"], scores["ineligible_reason"] = eligible, why
         self.eval_history.append(scores)
@@ -358,10 +366,12 @@ class Trainer:
             np.savez(handle, **arrays)
         write_json(tmp / "state.json", {
             "timesteps": steps, "best_score": self.best_score, "eval_history": self.eval_history,
-            "lagrange_multiplier": self.lagrangian.multiplier if self.lagrangian else None,
-            "lagrange_history": self._lagrange_callback.history if self._lagrange_callback else [],
+            "lagrange_state": self.model.multiplier_state.to_dict() if self.constrained else None,
+            "lagrange_history": self.model.constraint_history if self.constrained else [],
             **state,
         })
+        if self.constrained:  # the cost critic and its optimizer: tensors only, read back weights-only
+            torch.save(self.model.constraint_state(), tmp / "cost_critic.pth")
         os.replace(tmp, final)
         return final
 
@@ -393,7 +403,6 @@ class Trainer:
             "env_rng_seeds": list(venv._rng_seeds), "env_needs_reset": bool(venv._needs_reset),
             "numpy_rng": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "python_rng": _python_rng_state(),
-            "lagrange_cost": [self.lagrangian._cost_sum, self.lagrangian._cost_n] if self.lagrangian else None,
             "callbacks": {name: cb.get_state() if hasattr(cb, "get_state") else {"last": cb._last}
                           for name, cb in self._callbacks.items()},
         }
@@ -403,7 +412,6 @@ class Trainer:
     def run(self, *, resume: bool = False) -> dict[str, Any]:
         cfg = self.config
         checkpoint = latest_checkpoint(self.path) if resume else None
-        self._lagrange_callback = LagrangeCallback(self.lagrangian) if self.lagrangian else None
         pending = None
         if checkpoint is not None:
             pending = self._restore(checkpoint)
@@ -414,8 +422,6 @@ class Trainer:
                            "validation": PeriodicCallback(cfg.eval_every, self.validate),
                            "checkpoint": RolloutStartCallback(cfg.checkpoint_every, self.checkpoint)}
         callbacks = list(self._callbacks.values())
-        if self._lagrange_callback:
-            callbacks.insert(1, self._lagrange_callback)
         if self.progress:
             callbacks.append(ProgressBarCallback(cfg.total_timesteps))
         if pending is not None:
@@ -446,9 +452,9 @@ class Trainer:
             "validation": self.eval_history,
             "splits": self.data.dates(),
         }
-        if self.lagrangian is not None:
-            metrics["lagrange_multiplier"] = self.lagrangian.multiplier
-            metrics["lagrange_history"] = self._lagrange_callback.history
+        if self.constrained:
+            metrics["lagrange_multiplier"] = self.model.multiplier
+            metrics["lagrange_history"] = self.model.constraint_history
         self.folder.write_yaml("metrics.yaml", _plain(metrics))
         return metrics
 
@@ -474,9 +480,20 @@ class Trainer:
         self.model.num_timesteps = timesteps
         self.best_score = float(state["best_score"])
         self.eval_history = list(state["eval_history"])
-        if self.lagrangian is not None and state.get("lagrange_multiplier") is not None:
-            self.lagrangian.multiplier = float(state["lagrange_multiplier"])
-            self._lagrange_callback.history = list(state.get("lagrange_history", []))
+        if self.constrained:
+            try:
+                self.model.multiplier_state = MultiplierState.from_dict(state["lagrange_state"])
+                self.model.constraint_history = list(state.get("lagrange_history", []))
+                raw = (checkpoint / "cost_critic.pth").read_bytes()
+            except (OSError, KeyError, TypeError, ValueError) as exc:
+                raise ModelFileError(f"{checkpoint}: no constrained-PPO state ({type(exc).__name__}: {exc}) — "
+                                     f"delete it to resume from the one before") from None
+            critic = load_weights(raw, f"{checkpoint / 'cost_critic.pth'}")
+            try:
+                self.model.load_constraint_state(critic)
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise ModelFileError(f"{checkpoint / 'cost_critic.pth'}: does not fit the run's cost critic "
+                                     f"({' '.join(str(exc).split())[:160]})") from None
         self._restore_model_env(arrays, state)
         return arrays, state
 
@@ -515,9 +532,6 @@ class Trainer:
                 venv._rngs[i].bit_generator.state = rng_state
         self.base_env._reset_seeds()  # the seeds PPO's constructor stored were consumed by the first reset
         self.base_env._reset_options()
-        if self.lagrangian is not None and state.get("lagrange_cost") is not None:
-            self.lagrangian._cost_sum, self.lagrangian._cost_n = float(state["lagrange_cost"][0]), int(
-                state["lagrange_cost"][1])
 
     def _restore_moving(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         """Callback state and RNGs, at training start (after the callbacks' own initialisation)."""

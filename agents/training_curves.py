@@ -24,7 +24,7 @@ CURVES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Episode return (training)", ("trading/episode_return", "rollout/ep_rew_mean"), "return per episode"),
     ("Validation Sharpe ratio", ("eval/val_sharpe_ratio",), "annualised Sharpe"),
     ("VaR breach rate (training)", ("risk/breach_rate",), "share of steps"),
-    ("Lagrange multiplier λ", ("risk/lagrange_multiplier",), "λ"),
+    ("Lagrange multiplier λ", ("constraint/lambda", "risk/lagrange_multiplier"), "λ"),
 )
 
 
@@ -86,6 +86,38 @@ def training_summary(run_dir: str | Path) -> dict[str, Any]:
     out["validation_history"] = pd.DataFrame(
         {"step": [t for _, t in scored], "value": [s for s, _ in scored]})
     return out
+
+
+def constraint_summary(run_dir: str | Path) -> dict[str, Any]:
+    """How a constrained PPO run met its per-episode cost limit (from ``metrics.yaml`` and ``config.yaml``).
+
+    Training: λ's peak and final value, the episode cost of the first rollout and its mean over
+    the last quarter of the rollouts, the share of rollouts over the limit (all, last quarter).
+    Validation (deterministic, the whole span, every evaluation): stop-outs, the most time over
+    the VaR limit, the final model's episode cost (mean cost per bar × episode bars), Sharpe.
+    A run that is not constrained is one clear line.
+    """
+    run_dir = Path(run_dir)
+    config, metrics = load_yaml(run_dir / "config.yaml"), load_yaml(run_dir / "metrics.yaml")
+    history = (metrics or {}).get("lagrange_history") or []
+    if not history:
+        raise ConfigError(f"{run_dir}: no lagrange_history in metrics.yaml — not a finished constrained PPO run")
+    limit = float(config["lagrange"]["cost_limit"])
+    lam = np.array([float(h["multiplier"]) for h in history])
+    cost = np.array([float(h["episode_cost"]) for h in history])
+    last = cost[3 * len(cost) // 4:]
+    val = [v for v in metrics.get("validation", []) if isinstance(v, Mapping)]
+    final = val[-1] if val else {}
+    return {"run": run_dir.name, "method": config["lagrange"].get("method", "plain"), "seed": config.get("seed"),
+            "cost_limit": limit, "updates": len(history), "lambda_max": float(lam.max()), "lambda_final": float(lam[-1]),
+            "lambda_path": [float(lam[min(i, len(lam) - 1)]) for i in (0, 9, 19, 29, 39, len(lam) - 1)],
+            "train_cost_first": float(cost[0]), "train_cost_last_quarter": float(last.mean()),
+            "rollouts_over_limit": float(np.mean(cost > limit)), "last_quarter_over_limit": float(np.mean(last > limit)),
+            "val_stop_outs": int(sum(int(v.get("stop_outs", 0)) for v in val)),
+            "val_max_time_over_limit": float(max((float(v.get("time_over_limit", 0.0)) for v in val), default=math.nan)),
+            "val_final_episode_cost": float(final.get("episode_cost", math.nan)),
+            "val_final_sharpe": float(final.get("sharpe_ratio", math.nan)),
+            "eligible": f"{sum(bool(v.get('eligible', True)) for v in val)}/{len(val)}"}
 
 
 def training_table(runs: Mapping[str, Path]) -> pd.DataFrame:
@@ -156,4 +188,4 @@ def _f(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}".replace("-", "−")
 
 
-__all__ = ["CURVES", "plot_learning_curves", "read_scalars", "run_folder_of", "training_summary", "training_table"]
+__all__ = ["CURVES", "constraint_summary", "plot_learning_curves", "read_scalars", "run_folder_of", "training_summary", "training_table"]

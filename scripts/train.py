@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="train one run per seed (runs named <name>-s<seed>), one after the other")
     parser.add_argument("--n-envs", type=int, help="override n_envs (parallel accounts)")
     parser.add_argument("--name", help="override the run name")
+    parser.add_argument("--lagrangian", choices=("plain", "pid"),
+                        help="override lagrange.method of a constrained config (plain ascent or PID Lagrangian)")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_arguments(parser)
@@ -63,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             config = with_overrides(TrainConfig.from_yaml(args.config), total_timesteps=args.timesteps,
                                     seed=args.seed, n_envs=args.n_envs, name=args.name)
             config = with_data_arguments(config, args)
+            if args.lagrangian is not None:
+                if not config.lagrange.enabled:
+                    raise ConfigError(f"--lagrangian: {args.config} is not a constrained config (lagrange.enabled is "
+                                      "false) — use e.g. agents/hyperparams/ppo_constrained.yaml")
+                config = replace(config, lagrange=replace(config.lagrange, method=args.lagrangian))
             command = sys.argv if argv is None else ["train.py", *argv]
             if args.seeds:
                 if len(set(args.seeds)) != len(args.seeds):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
-from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
+from agents.hyperparams import HYPERPARAMS_DIR, LagrangeConfig, TrainConfig
 from agents.model_io import read_model_zip
 from tests.conftest import load_script
 
@@ -69,11 +70,14 @@ def weights(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("recurrent", [False, True], ids=["ppo", "recurrent"])
-def test_sigkilled_run_resumes_to_bit_identical_parameters_and_metrics(tmp_path, recurrent) -> None:
+@pytest.mark.parametrize("kind", ["ppo", "recurrent", "constrained"])
+def test_sigkilled_run_resumes_to_bit_identical_parameters_and_metrics(tmp_path, kind) -> None:
     cfg = tiny()
-    if recurrent:
+    if kind == "recurrent":
         cfg = replace(cfg, ppo=replace(cfg.ppo, recurrent=True, net_arch=(16,)))
+    if kind == "constrained":  # PID λ state and the cost critic carry over the kill too
+        cfg = replace(cfg, env=replace(cfg.env, var_mode="cost", var_limit=0.002),
+                      lagrange=LagrangeConfig(enabled=True, method="pid", cost_limit=0.5))
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     train = load_script("train")
@@ -96,18 +100,28 @@ def test_sigkilled_run_resumes_to_bit_identical_parameters_and_metrics(tmp_path,
     assert train.main(["--resume", str(partial), "--no-progress"]) == 0
     resumed = partial.with_name(partial.name.removesuffix(".partial"))
 
-    for name in ("model.zip", "best_model.zip"):
+    # The constrained run is over its tight limit on validation, so no checkpoint is eligible: no best model.
+    best = () if kind == "constrained" else ("best_model.zip", "best_normalisation.json")
+    assert (resumed / "best_model.zip").exists() == (whole / "best_model.zip").exists() == bool(best)
+    for name in ("model.zip", *best[:1]):
         a, b = weights(whole / name), weights(resumed / name)
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
-    for name in ("normalisation.json", "best_normalisation.json"):
+    for name in ("normalisation.json", *best[1:]):
         assert json.loads((whole / name).read_text()) == json.loads((resumed / name).read_text())
+    if kind == "constrained":
+        critic = [torch.load(d / "checkpoints" / "step-0000001536" / "cost_critic.pth", weights_only=True)
+                  for d in (whole, resumed)]
+        for key, tensor in critic[0]["cost_net"].items():
+            np.testing.assert_array_equal(tensor.numpy(), critic[1]["cost_net"][key].numpy(), err_msg=key)
     m_whole, m_resumed = (yaml.safe_load((d / "metrics.yaml").read_text()) for d in (whole, resumed))
     for key in TIMING:
         m_whole.pop(key), m_resumed.pop(key)
     assert m_whole == m_resumed
     assert len(m_whole["validation"]) >= 2
+    if kind == "constrained":
+        assert len(m_whole["lagrange_history"]) == 8 and m_whole["lagrange_multiplier"] > 0
 
     # A finished run is refused, one line, nothing rewritten.
     before = (resumed / "metrics.yaml").read_bytes()
