@@ -45,6 +45,21 @@ class AccountView:
     def t(self) -> np.ndarray:
         return self.state.t
 
+    def unit_tables(self) -> np.ndarray:
+        """(time, pair, 3): the base rule's size and the VaR budget's long and short sizes at each bar,
+        from the env's own step (:func:`envs.step.unit_tables`); computed once per view."""
+        if getattr(self, "_units", None) is None:
+            from envs import step
+            from envs.core import bars_per_year
+
+            bars = step.pack_market(self.data)
+            prm = step.pack_params(self.config, self.data.n_pairs, self.data.corr is not None,
+                                   bars_per_year(self.data))
+            out = np.zeros((self.data.n_bars, self.data.n_pairs, 3))
+            step.unit_tables(bars, prm, out)
+            self._units = out
+        return self._units
+
     def exposure_fraction(self) -> np.ndarray:
         """Current signed exposure per pair as a fraction of the maximum notional (N, pair)."""
         t = self.state.t
@@ -60,12 +75,27 @@ def fraction_to_action(fraction: np.ndarray, view: AccountView) -> np.ndarray:
     is the env's momentum signal, so only the size ``|fraction|`` counts where the fraction
     agrees with the signal (0 otherwise), in the env's ``size_unit`` (max leverage or the VaR
     budget's position; a target beyond one unit is capped there); the action is ``2 · size − 1``.
+    ``residual`` mode: ``ln(size / base) / ln(size_range)`` where the fraction agrees with the
+    signal, the smallest multiplier (-1) otherwise (this mode cannot go against the signal).
+    ``direction`` mode: the fraction in VaR budgets of its side, over ``size_range``.
     """
     fraction = np.clip(np.asarray(fraction, dtype=np.float64), -1.0, 1.0)
-    if view.config.action_mode == "exposure":
+    mode = view.config.action_mode
+    if mode == "exposure":
         return fraction.astype(np.float32)
     t = view.state.t
     signal = view.data.signal[t]
+    if mode in ("residual", "direction"):
+        units = view.unit_tables()[t]  # (N, pair, 3): base rule, VaR budget long, short
+        span = float(view.config.size_range)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if mode == "residual":
+                agree = (np.sign(fraction) == signal) & (signal != 0) & (units[..., 0] > 0)
+                action = np.where(agree, np.log(np.abs(fraction) / units[..., 0]) / np.log(span), -1.0)
+            else:
+                budget = np.where(fraction < 0, units[..., 2], units[..., 1])
+                action = np.where(budget > 0, fraction / (span * budget), 0.0)
+        return np.clip(np.nan_to_num(action, nan=-1.0 if mode == "residual" else 0.0), -1.0, 1.0).astype(np.float32)
     size = np.where(np.sign(fraction) == signal, np.abs(fraction), 0.0)
     if view.config.size_unit == "var_budget":  # size 1 is the VaR budget's position, not max leverage
         unit = var_budget_fraction(signal, view.data.var_long[t], view.data.var_short[t], view.config.var_limit,

@@ -54,7 +54,7 @@ def observation_names(core: FxRiskCore) -> list[str]:
     names = [f"t-{core.config.window - 1 - k}:{f}" for k in range(core.config.window)
              for f in core.data.feature_names]
     names += [f"{s}:exposure_fraction" for s in core.data.symbols]
-    if core.config.action_mode == "sizing":
+    if core.config.action_mode != "exposure":
         names += [f"{s}:signal" for s in core.data.symbols]
     return names + list(ACCOUNT_FEATURES)
 
@@ -74,8 +74,11 @@ class FxRiskEnv(gym.Env):
     ``Box(-1, 1, shape=(P,), float32)``, one entry per pair. ``action_mode="exposure"``: target
     exposure as a fraction of the maximum leverage (sign = direction). ``"sizing"``: the
     direction is a time-series momentum signal; the size is ``(a + 1) / 2`` in [0, 1] of the
-    ``size_unit`` (maximum leverage, or the position whose own VaR is the limit). NaN or
-    out-of-range actions raise :class:`~envs.errors.InvalidActionError`.
+    ``size_unit`` (maximum leverage, or the position whose own VaR is the limit).
+    ``"residual"``: ``base_rule``'s size (var_budget or vol_target) times
+    ``exp(a · ln size_range)`` along the signal (a = 0: the rule). ``"direction"``: sign and size
+    ``a · size_range`` VaR budgets. NaN or out-of-range actions raise
+    :class:`~envs.errors.InvalidActionError`.
 
     ## Observation Space
     ``Box(-100, 100, shape=(window × F + P × (1 or 2) + 5,), float32)``; names in order from
@@ -89,7 +92,7 @@ class FxRiskEnv(gym.Env):
                               volatility forecast and the VaR — each standardised with an expanding
                               mean and deviation (rows <= t) and clipped at ±10
     ``<pair>:exposure_fraction``  current exposure / (maximum leverage × equity)
-    ``<pair>:signal``         momentum direction in {-1, 0, 1} (sizing mode only)
+    ``<pair>:signal``         momentum direction in {-1, 0, 1} (every mode but exposure)
     ``unrealised_pnl``        open P&L / equity
     ``var_utilisation``       position VaR / VaR limit (capped at 10)
     ``margin_usage``          used margin / equity
@@ -102,8 +105,9 @@ class FxRiskEnv(gym.Env):
     Saffell, EMA rate ``dsr_eta``) or ``risk_penalised`` (log return minus ``risk_aversion`` ×
     squared return or drawdown increase); in ``penalty`` mode minus ``var_penalty`` × excess
     VaR utilisation; times ``reward_scale``. ``info`` carries every cost, the VaR, its limit,
-    utilisation, breach, shield scale, fills, margin level, and ``cost`` (excess utilisation,
-    the constrained-RL signal).
+    utilisation, breach, shield scale, fills, margin level, the no-trade band's holds, and
+    ``cost`` (excess utilisation, the constrained-RL signal); every entry, with its unit, is
+    declared in :mod:`envs.fields`.
 
     ## Starting State
     Flat (no position), equity ``account.initial_equity``, at a random first bar drawn from the

@@ -845,3 +845,16 @@ def batch_requested(bars, prm, action, t_arr, out):
     for i in range(t_arr.shape[0]):
         for j in range(q.n_pairs):
             out[i, j] = requested_fraction(float(action[i, j]), bars, q, t_arr[i], j)
+
+
+@jit(cache=True, error_model="numpy")
+def unit_tables(bars, prm, out):
+    """Per bar and pair (``out`` (time, pairs, 3)): the base rule's size, and the VaR budget's size
+    long and short (fractions of the maximum notional) — what an action is measured in, for
+    mapping a target exposure back to an action (:func:`agents.policies.fraction_to_action`)."""
+    q = step_params(prm)
+    for t in range(bars.shape[0]):
+        for j in range(q.n_pairs):
+            out[t, j, 0] = base_fraction(bars, q, t, j)
+            out[t, j, 1] = budget_fraction(bars, q, t, j, 1.0)
+            out[t, j, 2] = budget_fraction(bars, q, t, j, -1.0)

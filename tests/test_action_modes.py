@@ -91,3 +91,18 @@ def test_bad_action_settings_are_one_line_naming_the_key(key, value):
     with pytest.raises(ValueError, match=key) as err:
         EnvConfig(**{key: value})
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["residual", "direction"])
+def test_a_baselines_target_maps_to_the_action_that_asks_for_it(data, mode):
+    """fraction_to_action inverts the step's reading of an action (where the mode can express the target)."""
+    from agents.policies import fraction_to_action
+
+    config = dataclasses.replace(CFG, action_mode=mode, base_rule="vol_target")
+    core, state, view = core_and_view(data, config)
+    _, _, exposure_view = core_and_view(data, CFG)
+    target = 0.7 * make_baseline("var_budget").bind(exposure_view).target_fraction(exposure_view)
+    action = fraction_to_action(target, view)
+    assert action.dtype == np.float32 and (np.abs(action) <= 1).all()
+    np.testing.assert_allclose(core.target_fraction(action.astype(np.float64), state.t), target, rtol=2e-6,
+                               atol=1e-9)
