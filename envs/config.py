@@ -16,7 +16,7 @@ ACTION_MODES = ("exposure", "sizing", "residual", "direction")
 BASE_RULES = ("var_budget", "vol_target")
 SIZE_UNITS = ("leverage", "var_budget")
 VAR_MODES = ("shield", "penalty", "cost")
-REWARDS = ("log_return", "differential_sharpe", "risk_penalised")
+REWARDS = ("log_return", "differential_sharpe", "risk_penalised", "mean_variance")
 RISK_PENALTIES = ("variance", "drawdown")
 VOL_MODELS = ("ewma", "garch-t", "garch-normal", "gjr-t", "egarch-t")
 DEPTH_MODELS = ("bis2022",)
@@ -105,11 +105,12 @@ class EnvConfig:
     var_penalty: float = 1.0
     """Penalty mode: reward minus var_penalty × (VaR utilisation − 1) when over the limit (reward units)."""
     reward: str = "log_return"
-    """log_return (of equity, net of costs), differential_sharpe (Moody & Saffell) or risk_penalised."""
+    """log_return (of equity, net of costs), differential_sharpe (Moody & Saffell), risk_penalised, or
+    mean_variance (log return minus risk_aversion / 2 x the forecast variance of the position held)."""
     risk_penalty: str = "variance"
     """risk_penalised reward: variance (squared return) or drawdown (increase of the drawdown)."""
     risk_aversion: float = 1.0
-    """Weight of the risk penalty in the risk_penalised reward (per unit of squared return or drawdown)."""
+    """Weight of the risk penalty: risk_penalised (per unit of squared return or drawdown), mean_variance (kappa)."""
     dsr_eta: float = 0.01
     """EMA rate of the differential Sharpe ratio, per bar."""
     reward_scale: float = 1.0

@@ -75,6 +75,7 @@ class RewardKind(IntEnum):
     LOG_RETURN = 0
     DIFFERENTIAL_SHARPE = 1
     RISK_PENALISED = 2
+    MEAN_VARIANCE = 3  #: r - risk_aversion / 2 x the forecast variance of the position held, w' S w
 
 
 class RiskPenalty(IntEnum):
@@ -246,6 +247,26 @@ def portfolio_var(bars, q, t, work, row):
             inner += bars[t, c0 + a * p + j] * work[_W_SIGNED, j]
         quad += work[_W_SIGNED, a] * inner
     return math.sqrt(max(quad, 0.0))
+
+
+@jit(cache=True, error_model="numpy", inline="always")
+def forecast_variance(bars, q, t, equity, units, row, work):
+    """Forecast one-bar variance of the return on equity of the position held: w' S w, with w the
+    exposures / equity at bar t and S from the volatility forecasts and the correlation."""
+    p = q.n_pairs
+    eq = max(equity, 1e-12)
+    for j in range(p):
+        c = j * N_BAR
+        sigma = bars[t, c + SIGMA]
+        work[_W_SIGNED, j] = units[row, j] * bars[t, c + CLOSE] * bars[t, c + CONV] / eq * (
+            sigma if math.isfinite(sigma) else 0.0)
+    c0 = p * N_BAR + 1
+    total = 0.0
+    for a in range(p):
+        for b in range(p):
+            rho = bars[t, c0 + a * p + b] if q.has_corr != 0 else (1.0 if a == b else 0.0)
+            total += work[_W_SIGNED, a] * rho * work[_W_SIGNED, b]
+    return max(total, 0.0)
 
 
 @jit(cache=True, error_model="numpy", inline="always")
@@ -565,6 +586,8 @@ def account_step(bars, q, t, end, cash, peak, equity, dsr_a, dsr_b, units, avg, 
         reward = (dsr_b * delta_a - 0.5 * dsr_a * delta_b) / max(variance, 1e-20) ** 1.5 if variance > 1e-20 else 0.0
         dsr_a = dsr_a + q.dsr_eta * delta_a
         dsr_b = dsr_b + q.dsr_eta * delta_b
+    elif q.reward == RewardKind.MEAN_VARIANCE:  # mean-variance utility with the forecast variance
+        reward = r - 0.5 * q.risk_aversion * forecast_variance(bars, q, t, eq_t, units, row, work)
     elif q.risk_penalty == RiskPenalty.VARIANCE:
         reward = r - q.risk_aversion * r * r
     else:

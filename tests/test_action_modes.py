@@ -106,3 +106,22 @@ def test_a_baselines_target_maps_to_the_action_that_asks_for_it(data, mode):
     assert action.dtype == np.float32 and (np.abs(action) <= 1).all()
     np.testing.assert_allclose(core.target_fraction(action.astype(np.float64), state.t), target, rtol=2e-6,
                                atol=1e-9)
+
+
+def test_the_mean_variance_reward_subtracts_half_kappa_times_the_forecast_variance(data):
+    # Arrange: the same steps under log_return and mean_variance rewards
+    base = dataclasses.replace(CFG, action_mode="exposure", risk_aversion=3.0)
+    out = {}
+    for reward in ("log_return", "mean_variance"):
+        core, state, _ = core_and_view(data, dataclasses.replace(base, reward=reward))
+        t, eq0 = state.t.copy(), state.equity.copy()
+        r, _, _, info = core.step(state, np.full((len(t), data.n_pairs), 0.3))
+        out[reward] = (r, info, t, eq0, state.units.copy())
+    r_log, info, t, eq0, units = out["log_return"]
+    r_mv = out["mean_variance"][0]
+    # Assert: w' S w from the forecasts of bar t and the position held
+    w = units * data.close[t] * data.conv[t] / eq0[:, None] * data.sigma[t]
+    corr = np.eye(data.n_pairs)[None] if data.corr is None else data.corr[t]
+    variance = np.einsum("na,nab,nb->n", w, corr, w)
+    np.testing.assert_allclose(r_mv, r_log - 0.5 * 3.0 * variance, rtol=1e-10, atol=1e-15)
+    assert (variance > 0).all()
