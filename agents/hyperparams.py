@@ -53,6 +53,8 @@ class DataConfig:
     """Seed of the generated sources."""
     synthetic_config: str | None = None
     """Generator YAML for source synthetic (relative to the repository)."""
+    planted_edge: dict[str, float | int | str] | None = None
+    """Settings of the planted-edge market (simulator.planted_edge.PlantedEdgeConfig keys; None: its defaults)."""
     csv_path: str | dict[str, str] | None = None
     """CSV file (relative to the repository or absolute), or a mapping symbol → file."""
     csv_preset: str = "generic"
@@ -70,12 +72,22 @@ class DataConfig:
     validation_end: str | None = None
     """Last date of the validation span (inclusive), e.g. 2017-12-31; the test span follows."""
 
+    def planted_edge_config(self):
+        """The :class:`~simulator.planted_edge.PlantedEdgeConfig` of ``planted_edge`` (strict: unknown keys fail)."""
+        from simulator.planted_edge import PlantedEdgeConfig
+
+        return from_mapping(PlantedEdgeConfig, dict(self.planted_edge or {}), source="data.planted_edge")
+
     def __post_init__(self) -> None:
         check_finite(self, "data.")
         if self.source not in DATA_SOURCES:
             raise ValueError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
         if self.synthetic_config is not None and self.source != "synthetic":
             raise ValueError("data.synthetic_config applies to data.source 'synthetic' only")
+        if self.planted_edge is not None:
+            if self.source != "planted_edge":
+                raise ValueError("data.planted_edge applies to data.source 'planted_edge' only")
+            self.planted_edge_config()  # unknown keys and bad values: one line naming the key
         if self.source == "csv" and not self.csv_path:
             raise ValueError("data.source 'csv' needs data.csv_path")
         if self.csv_path is not None and not (

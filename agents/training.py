@@ -82,7 +82,8 @@ def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketD
     elif config.source == "planted_edge":
         from simulator.planted_edge import planted_edge_market
 
-        market = planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed)).market
+        market = planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed),
+                                     config=config.planted_edge_config()).market
     else:
         market = load_csv_market(config)
     return cut_to_dates(market, config.start, config.end)

@@ -167,3 +167,20 @@ def test_the_env_builds_on_it_and_its_vol_feature_shows_the_regime(tmp_path) -> 
 def test_bad_config_values_are_rejected(field: str, value: object) -> None:
     with pytest.raises(ValueError):
         PlantedEdgeConfig(**{field: value})
+
+
+def test_the_planted_edge_settings_come_from_the_data_section_strictly():
+    from agents.hyperparams import DataConfig
+    from agents.training import load_market
+    from simulator.errors import ConfigError
+
+    weak = DataConfig(source="planted_edge", n_bars=1000, planted_edge={"trend_drift": 0.034, "turbulent_drift": 0.0})
+    assert weak.planted_edge_config().trend_drift == 0.034
+    strong = DataConfig(source="planted_edge", n_bars=1000)
+    a, b = load_market(weak), load_market(strong)
+    assert not np.allclose(a.bars.to_numpy(), b.bars.to_numpy())  # the drift reached the generator
+    with pytest.raises((ConfigError, ValueError), match="trend_drif") as err:
+        DataConfig(source="planted_edge", planted_edge={"trend_drif": 0.1})
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="planted_edge"):
+        DataConfig(source="sample", planted_edge={"trend_drift": 0.1})
