@@ -30,7 +30,8 @@ from agents.hyperparams import TrainConfig
 from agents.policies import Policy
 from envs.config import EnvConfig
 from simulator.configuration import from_mapping, to_mapping
-from simulator.run_folder import atomic_write_bytes, atomic_write_text
+from simulator.errors import ConfigError
+from simulator.run_folder import atomic_write_bytes
 
 #: Per-step columns kept for each cell (the report's curves and VaR bands need these).
 CELL_COLUMNS = ("step", "t", "timestamp", "equity", "equity_before", "log_return", "costs", "var", "var_limit",
@@ -122,11 +123,54 @@ def _market(training: TrainConfig):
     return _WORKER_CACHE["market"]
 
 
-def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str]
-              ) -> list[dict[str, Any]]:
-    """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row)."""
+def _reference_forecast(market: Any, forecaster: Any) -> Any:
+    """The unstressed market's walk-forward (with its checkpoints) for ``forecaster``, once per process."""
+    key = ("reference", market.fingerprint(), forecaster.cache_key())
+    if key not in _WORKER_CACHE:
+        for old in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "reference"]:
+            del _WORKER_CACHE[old]  # one market at a time: a new plan's market replaces the last
+        _WORKER_CACHE[key] = forecaster.reference(market)[1]
+    return _WORKER_CACHE[key]
+
+
+def prime_forecast(market: Any, stressed: Any, env_cfg: EnvConfig) -> bool:
+    """Put the stressed market's GARCH forecast in the forecast cache, computed from its stress window on.
+
+    Why: forecasts are causal, so the rows before a scenario first changes the market are the
+    unstressed market's; the walk-forward resumes there (:class:`forecasters.garch.WalkForwardResume`)
+    with the same fits a fresh run makes. ``prepare_env_data`` then finds it in the cache. Returns
+    whether it computed an entry (False: not a GARCH model, or the entry is there already).
+    """
+    from envs.data import volatility_forecaster
+    from forecasters.cache import ForecastCache
+    from forecasters.garch import GarchForecaster
+    from simulator.frequency import bar_hours
+
+    forecaster = volatility_forecaster(env_cfg.in_bars(bar_hours(stressed.index)))
+    if not isinstance(forecaster, GarchForecaster) or not stressed.index.equals(market.index):
+        return False
+    cache = ForecastCache()
+    key = cache.key(stressed, forecaster, None)
+    if cache.path(key).is_file():
+        return False
+    cache.save(key, forecaster.forecast_from(stressed, _reference_forecast(market, forecaster)))
+    return True
+
+
+#: Finished runs of identical stressed markets, reused by later seeds in this process (see run_group).
+_RUN_CACHE_SIZE = 4
+
+
+def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str], *,
+              fast: bool = True, sink: Callable[[Path, bytes], Any] = atomic_write_bytes) -> list[dict[str, Any]]:
+    """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row).
+
+    ``sink(path, data)`` writes each cell file (default: atomically, here); a Ray task collects
+    them instead and the driver writes them (a cluster's nodes need not share a disk).
+    """
     import torch
 
+    from agents.evaluation import evaluation_config, run_policies, run_policy
     from agents.training import make_split, split_data
     from scenarios import ScenarioError, apply_scenario, get_scenario
 
@@ -151,27 +195,44 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
             stressed = apply_scenario(scenario, market, env_cfg, span=span, rng=scenario_rng(seed, scenario.name))
         except ScenarioError as exc:
             return [{"skipped": True, "scenario": scenario.name, "seed": seed, "reason": str(exc)}]
-        data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
-        rows += _run_cells(members, stressed, scenario, seed, data, Path(root), n)
+        eval_cfg = evaluation_config(stressed.env_config)
+        if not fast:  # the per-policy loop, and forecasts computed over the whole market (bench_stress.py)
+            data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+            results = [run_policy(spec.build(), data, eval_cfg, label=spec.name) for spec in members]
+        else:
+            # A seed that gives the same stressed market and settings as an earlier one (nothing in the
+            # scenario drawn, or draws that changed nothing) has the same runs: computed once, reused.
+            key = ("run", _WORKER_CACHE["market_key"], stressed.market.fingerprint(),
+                   json.dumps(to_mapping(stressed.env_config), sort_keys=True, default=str), plan.split,
+                   tuple(json.dumps(to_mapping(m), sort_keys=True, default=str) for m in members))
+            if key in _WORKER_CACHE:
+                data, results = _WORKER_CACHE.pop(key)
+            else:
+                prime_forecast(market, stressed.market, stressed.env_config)
+                data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+                results = run_policies([spec.build() for spec in members], data, eval_cfg,
+                                       labels=[spec.name for spec in members])
+            _WORKER_CACHE[key] = (data, results)
+            for old in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "run"][:-_RUN_CACHE_SIZE]:
+                del _WORKER_CACHE[old]
+        rows += _write_cells(members, results, stressed, scenario, seed, data, Path(root), n, eval_cfg, sink)
     return rows
 
 
-def _run_cells(members: Sequence[PolicySpec], stressed: Any, scenario: Any, seed: int, data: Any, root: Path,
-               n: int) -> list[dict[str, Any]]:
-    """Run each policy on one stressed market and write its cell (records + metrics) atomically."""
-    from agents.evaluation import evaluation_config, run_policy
+def _write_cells(members: Sequence[PolicySpec], results: Sequence[Any], stressed: Any, scenario: Any, seed: int,
+                 data: Any, root: Path, n: int, eval_cfg: EnvConfig, sink: Callable[[Path, bytes], Any]
+                 ) -> list[dict[str, Any]]:
+    """Hand each policy's cell (per-step records, then its metrics row) to ``sink``; returns the rows."""
     from simulator.metrics import bars_per_year
 
-    eval_cfg = evaluation_config(stressed.env_config)
     index = stressed.market.index
     window = stressed.window
     has_window = bool(scenario.transforms) and window is not None and window[1] > window[0]
     rows = []
     # What the data lacked and what stood in for it (depth, spread model, lookbacks): for the report.
     data_notes = " | ".join(dict.fromkeys([*stressed.market.notes, *data.notes]))
-    for spec in members:
+    for spec, result in zip(members, results, strict=True):
         name = spec.name
-        result = run_policy(spec.build(), data, eval_cfg, label=name)
         row = {"policy": name, "kind": spec.kind, "scenario": scenario.name, "seed": int(seed),
                "stress_start": str(index[window[0]]) if has_window else "",
                "stress_end": str(index[min(window[1], n) - 1]) if has_window else "",
@@ -189,8 +250,8 @@ def _run_cells(members: Sequence[PolicySpec], stressed: Any, scenario: Any, seed
         frame["timestamp"] = frame["timestamp"].astype(str)
         buffer = io.BytesIO()
         frame.to_csv(buffer, index=False, compression={"method": "gzip", "mtime": 0})
-        atomic_write_bytes(stem.with_suffix(".csv.gz"), buffer.getvalue())
-        atomic_write_text(stem.with_suffix(".json"), json.dumps(row, sort_keys=True))
+        sink(stem.with_suffix(".csv.gz"), buffer.getvalue())
+        sink(stem.with_suffix(".json"), json.dumps(row, sort_keys=True).encode("utf-8"))  # last: marks it done
         rows.append(row)
     return rows
 
@@ -248,9 +309,24 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),))
 
 
+BACKENDS = ("process", "ray")
+RAY_MISSING = 'the ray backend needs Ray: pip install -e ".[scale]"'
+
+
 def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
-             on_cell: Callable[[int], None] | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Run every pending cell (``workers`` processes; 1 runs in this process) and collect results."""
+             on_cell: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
+             fast: bool = True, backend: str = "process", ray_address: str | None = None) -> pd.DataFrame:
+    """Run every pending cell and collect results.
+
+    ``backend``: ``process`` — ``workers`` processes on this machine (1 runs in this process);
+    ``ray`` — one Ray task per (scenario, seed) on a local Ray of ``workers`` CPUs, or on the
+    cluster at ``ray_address``; the tasks send their cell files back and this process writes them,
+    so ``results.csv`` is the same whichever backend ran the cells.
+    ``fast=False``: the reference path (each policy in its own loop, forecasts over the whole
+    market, nothing reused across seeds) — the same results, slower; for benchmarks and tests.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     root = Path(root)
     todo = pending_cells(plan, root)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
@@ -263,12 +339,14 @@ def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
         if on_cell:
             on_cell(expected)
 
-    if workers == 1:
+    if backend == "ray":
+        _run_on_ray(plan, root, todo, workers, ray_address, fast, collect)
+    elif workers == 1:
         for (scenario, seed), names in todo.items():
-            collect(run_group(plan, scenario, seed, str(root), names), len(names))
+            collect(run_group(plan, scenario, seed, str(root), names, fast=fast), len(names))
     else:
         with worker_pool(workers) as pool:
-            futures = {pool.submit(run_group, plan, scenario, seed, str(root), names): len(names)
+            futures = {pool.submit(run_group, plan, scenario, seed, str(root), names, fast=fast): len(names)
                        for (scenario, seed), names in todo.items()}
             for future in as_completed(futures):
                 collect(future.result(), futures[future])
@@ -277,6 +355,52 @@ def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
     if skipped:  # the report lists them with their reasons
         atomic_write_csv(root / "skipped.csv", pd.DataFrame(skipped)[["scenario", "seed", "reason"]], index=False)
     return collect_results(root)
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or one ConfigError line saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
+    return ray
+
+
+def _ray_group(plan: StressPlan, scenario: str, seed: int, root: str, names: Sequence[str], fast: bool
+               ) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]]:
+    """One Ray task: a (scenario, seed) group; its cell files come back as (path under root, bytes)."""
+    files: list[tuple[str, bytes]] = []
+    rows = run_group(plan, scenario, seed, root, names, fast=fast,
+                     sink=lambda path, data: files.append((str(Path(path).relative_to(root)), data)))
+    return rows, files
+
+
+def _run_on_ray(plan: StressPlan, root: Path, todo: dict[tuple[str, int], list[str]], workers: int,
+                address: str | None, fast: bool, collect: Callable[[list[dict[str, Any]], int], None]) -> None:
+    """Spread the groups as Ray tasks (a local Ray of ``workers`` CPUs unless ``address`` or one is running)."""
+    ray = require_ray()
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(_ray_group)
+        plan_ref = ray.put(plan)
+        pending = {task.remote(plan_ref, scenario, seed, str(root), names, fast): len(names)
+                   for (scenario, seed), names in todo.items()}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                rows, files = ray.get(ref)
+                for relative, data in files:  # the records first, the metrics row last (it marks a cell done)
+                    atomic_write_bytes(root / relative, data)
+                collect(rows, pending.pop(ref))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def collect_results(root: Path) -> pd.DataFrame:

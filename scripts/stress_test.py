@@ -23,6 +23,8 @@ Examples:
     python scripts/stress_test.py --scenarios baseline spread_x10 snb_2015 --baselines flat vol_target
     python scripts/stress_test.py --scenario-dir my_scenarios/ --scenarios my_crash
     python scripts/stress_test.py --resume runs/stress-20261201-120000.partial
+    python scripts/stress_test.py --backend ray                     # cells as tasks on a local Ray
+    python scripts/stress_test.py --ray-address auto                # ... on a cluster (ray start --head first)
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, make_split  # noqa: E402
-from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
+from agents.stress import BACKENDS, PolicySpec, StressPlan, pending_cells, require_ray, run_plan  # noqa: E402
 from agents.training import load_trained_policy, resolve_model  # noqa: E402
 from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.configuration import from_mapping, load_yaml, to_mapping  # noqa: E402
@@ -132,16 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("test", "validation"), default="test")
     parser.add_argument("--config", type=Path, help="training YAML naming data and env (default: the first model's "
                         "run config, else agents/hyperparams/ppo_default.yaml)")
-    parser.add_argument("--workers", type=int, help="parallel processes (default: the number of cores)")
+    parser.add_argument("--workers", type=int, help="parallel processes, or CPUs of a local Ray (default: the number "
+                        "of cores)")
+    parser.add_argument("--backend", choices=BACKENDS, default="process",
+                        help="process: a process pool on this machine (default); ray: (scenario, seed) groups as Ray "
+                        "tasks, on a local Ray unless --ray-address (needs pip install -e \".[scale]\")")
+    parser.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (e.g. auto, or "
+                        "HEAD:6379 after ray start --head); implies --backend ray")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted stress run")
     parser.add_argument("--no-progress", action="store_true")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
     command = sys.argv if argv is None else ["stress_test.py", *argv]
+    backend = "ray" if args.ray_address else args.backend
     if not args.list and args.resume is None:
         prepare_out(args.out)
     try:
+        if backend == "ray" and not args.list:
+            require_ray()  # before any run folder exists
         from scenarios import list_scenarios
 
         if args.list:
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
               f"seeds = {total} cells ({total - remaining} already done) -> {folder.path}")
         bar = tqdm(total=remaining, unit="cell", desc="stress", disable=args.no_progress, dynamic_ncols=True)
         results = run_plan(plan, folder.path, workers=args.workers, on_cell=bar.update,
-                           log=lambda m: tqdm.write(m))
+                           log=lambda m: tqdm.write(m), backend=backend, ray_address=args.ray_address)
         bar.close()
         if results.empty:
             raise ValueError("no cell produced results (every scenario was skipped) — see the messages above")

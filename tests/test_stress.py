@@ -54,6 +54,46 @@ def test_stress_script_writes_a_tidy_table_and_cells(tmp_path, capsys) -> None:
     assert "compare.py" in out
 
 
+def garch_config(tmp_path: Path) -> Path:
+    """The small market with GARCH-t forecasts refitted every 100 bars (so stress windows cut refit blocks)."""
+    raw = yaml.safe_load(small_config(tmp_path).read_text())
+    raw["env"].update(vol_model="garch-t", garch_window=400, garch_min_window=300, garch_refit_every=100)
+    path = tmp_path / "garch.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def cell_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "cells").rglob("seed-*"))}
+
+
+def test_fast_path_writes_what_the_per_policy_loop_writes(tmp_path, monkeypatch) -> None:
+    # Arrange: scenarios that change prices from a random window on (forecasts resumed there), change
+    # spreads only (forecasts all shared), or draw nothing (the second seed reuses the first's runs).
+    training = TrainConfig.from_yaml(garch_config(tmp_path))
+    plan = StressPlan(training=training, policies=tuple(PolicySpec(name=b, kind="baseline", baseline=b)
+                                                        for b in ("flat", "vol_target", "var_budget", "atr_stop")),
+                      scenarios=("baseline", "spread_x10", "vol_shock", "snb_2015"), seeds=(0, 1))
+    # Act: each path with its own forecast cache, so neither reads what the other computed
+    monkeypatch.setenv("FXRISK_CACHE_DIR", str(tmp_path / "cache-fast"))
+    fast = run_plan(plan, tmp_path / "fast", workers=1)
+    monkeypatch.setenv("FXRISK_CACHE_DIR", str(tmp_path / "cache-slow"))
+    slow = run_plan(plan, tmp_path / "slow", workers=1, fast=False)
+    # Assert: every cell file and the table, byte for byte
+    assert len(fast) == 4 * 4 * 2
+    assert fast.to_csv(index=False) == slow.to_csv(index=False)
+    assert cell_bytes(tmp_path / "fast") == cell_bytes(tmp_path / "slow")
+    # and the forecasts the fast path resumed are the ones a fresh run computes
+    fast_dir, slow_dir = tmp_path / "cache-fast" / "forecasts", tmp_path / "cache-slow" / "forecasts"
+    names = sorted(p.name for p in fast_dir.glob("*.npz"))
+    assert names == sorted(p.name for p in slow_dir.glob("*.npz")) and len(names) >= 5
+    for name in names:
+        with np.load(fast_dir / name) as a, np.load(slow_dir / name) as b:
+            assert a.files == b.files
+            for key in a.files:
+                assert np.array_equal(a[key], b[key], equal_nan=a[key].dtype.kind == "f"), (name, key)
+
+
 def test_seeds_move_random_stress_windows_reproducibly() -> None:
     a, b, c = scenario_rng(0, "spread_x10"), scenario_rng(0, "spread_x10"), scenario_rng(1, "spread_x10")
     assert a.integers(0, 10**9) == b.integers(0, 10**9) != c.integers(0, 10**9)
