@@ -54,10 +54,16 @@ class PolicySpec:
     params: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None
     env: dict[str, Any] | None = None
+    #: The training seed of an agent's model (several models of one agent name: one per training
+    #: seed, each run on every cell; the report's intervals then span training × scenario seeds).
+    train_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("agent", "baseline"):
             raise ValueError(f"policy kind must be 'agent' or 'baseline', got {self.kind!r}")
+        if self.train_seed is not None and (self.kind != "agent" or isinstance(self.train_seed, bool)
+                                            or not isinstance(self.train_seed, int)):
+            raise ValueError(f"policy {self.name!r}: train_seed is an integer, for agents only")
         if (self.baseline is None) == (self.model_path is None):
             raise ValueError(f"policy {self.name!r}: give exactly one of a baseline name or a model path")
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -94,13 +100,32 @@ class StressPlan:
             raise ValueError("a stress plan needs at least one policy, one scenario and one seed")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        for name in self.multi_seed_names:
+            seeds = [p.train_seed for p in self.policies if p.name == name]
+            if None in seeds or len(set(seeds)) != len(seeds):
+                raise ValueError(f"policy {name!r} is given {len(seeds)} times: only an agent's models of distinct "
+                                 f"training seeds may share a name, got train seeds {seeds}")
+
+    @property
+    def multi_seed_names(self) -> tuple[str, ...]:
+        """Names given by several specs (an agent's models, one per training seed)."""
         names = [p.name for p in self.policies]
-        if len(set(names)) != len(names):
-            raise ValueError(f"policy names must be unique, got {names}")
+        return tuple(dict.fromkeys(n for n in names if names.count(n) > 1))
+
+    def key(self, spec: PolicySpec) -> str:
+        """The policy's id in this plan: its name, with ``@train-<seed>`` for an agent of several seeds."""
+        return spec.name if spec.name not in self.multi_seed_names else f"{spec.name}@train-{spec.train_seed}"
+
+    def stem(self, root: Path, spec: PolicySpec, scenario: str, seed: int) -> Path:
+        """Where the cell of ``spec`` on (scenario, seed) lives (see :func:`cell_stem`)."""
+        multi = spec.name in self.multi_seed_names
+        return cell_stem(root, spec.name, scenario, seed, spec.train_seed if multi else None)
 
 
-def cell_stem(root: Path, policy: str, scenario: str, seed: int) -> Path:
-    return Path(root) / "cells" / policy / scenario / f"seed-{seed}"
+def cell_stem(root: Path, policy: str, scenario: str, seed: int, train_seed: int | None = None) -> Path:
+    """``cells/<policy>/<scenario>/seed-<seed>``, ``…/seed-<seed>-train-<train seed>`` for one of several seeds."""
+    tail = f"seed-{seed}" if train_seed is None else f"seed-{seed}-train-{train_seed}"
+    return Path(root) / "cells" / policy / scenario / tail
 
 
 def scenario_rng(seed: int, scenario: str) -> np.random.Generator:
@@ -184,7 +209,7 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
     # Policies acting in the same env config share one stressed market and its arrays. The
     # market is the same for every config: the scenario's draws do not depend on settings.
     groups: dict[str, list[PolicySpec]] = {}
-    specs = {p.name: p for p in plan.policies}
+    specs = {plan.key(p): p for p in plan.policies}
     for name in policies:
         cfg = specs[name].env_config(training.env)
         groups.setdefault(json.dumps(to_mapping(cfg), sort_keys=True, default=str), []).append(specs[name])
@@ -215,11 +240,11 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
             _WORKER_CACHE[key] = (data, results)
             for old in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "run"][:-_RUN_CACHE_SIZE]:
                 del _WORKER_CACHE[old]
-        rows += _write_cells(members, results, stressed, scenario, seed, data, Path(root), n, eval_cfg, sink)
+        rows += _write_cells(plan, members, results, stressed, scenario, seed, data, Path(root), n, eval_cfg, sink)
     return rows
 
 
-def _write_cells(members: Sequence[PolicySpec], results: Sequence[Any], stressed: Any, scenario: Any, seed: int,
+def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Sequence[Any], stressed: Any, scenario: Any, seed: int,
                  data: Any, root: Path, n: int, eval_cfg: EnvConfig, sink: Callable[[Path, bytes], Any]
                  ) -> list[dict[str, Any]]:
     """Hand each policy's cell (per-step records, then its metrics row) to ``sink``; returns the rows."""
@@ -234,6 +259,7 @@ def _write_cells(members: Sequence[PolicySpec], results: Sequence[Any], stressed
     for spec, result in zip(members, results, strict=True):
         name = spec.name
         row = {"policy": name, "kind": spec.kind, "scenario": scenario.name, "seed": int(seed),
+               "train_seed": spec.train_seed,
                "stress_start": str(index[window[0]]) if has_window else "",
                "stress_end": str(index[min(window[1], n) - 1]) if has_window else "",
                **{k: _plain(v) for k, v in result.summary.iloc[0].to_dict().items() if k not in ("policy", "account")},
@@ -242,7 +268,7 @@ def _write_cells(members: Sequence[PolicySpec], results: Sequence[Any], stressed
                "bars_per_year": bars_per_year(data.index),
                "notes": " | ".join(stressed.notes),
                "data_notes": data_notes}
-        stem = cell_stem(root, name, scenario.name, seed)
+        stem = plan.stem(root, spec, scenario.name, seed)
         records = result.records
         cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith("exposure_")])
                 if c in records.columns]
@@ -266,8 +292,8 @@ def pending_cells(plan: StressPlan, root: Path) -> dict[tuple[str, int], list[st
     out: dict[tuple[str, int], list[str]] = {}
     for scenario in plan.scenarios:
         for seed in plan.seeds:
-            todo = [p.name for p in plan.policies
-                    if not cell_stem(root, p.name, scenario, seed).with_suffix(".json").is_file()]
+            todo = [plan.key(p) for p in plan.policies
+                    if not plan.stem(root, p, scenario, seed).with_suffix(".json").is_file()]
             if todo:
                 out[(scenario, seed)] = todo
     return out
@@ -409,6 +435,10 @@ def collect_results(root: Path) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
-    first = ["policy", "kind", "scenario", "seed", "stress_start", "stress_end"]
+    if "train_seed" in table.columns:  # whole numbers, empty for baselines (not floats with NaN)
+        table["train_seed"] = table["train_seed"].astype("Int64")
+    first = [c for c in ("policy", "kind", "scenario", "seed", "train_seed", "stress_start", "stress_end")
+             if c in table.columns]
+    order = [c for c in ("scenario", "policy", "seed", "train_seed") if c in table.columns]
     return table[first + [c for c in table.columns if c not in first]].sort_values(
-        ["scenario", "policy", "seed"], kind="stable").reset_index(drop=True)
+        order, kind="stable").reset_index(drop=True)

@@ -20,6 +20,7 @@ Examples:
     python scripts/stress_test.py --list
     python scripts/stress_test.py                                   # every baseline, every scenario, seeds 0 1 2
     python scripts/stress_test.py --model ppo=runs/train-ppo-sample-20261201-120000 --seeds 0 1 2 3 4
+    python scripts/stress_test.py --model ppo=runs/ppo-s0,runs/ppo-s1,runs/ppo-s2   # three training seeds
     python scripts/stress_test.py --scenarios baseline spread_x10 snb_2015 --baselines flat vol_target
     python scripts/stress_test.py --scenario-dir my_scenarios/ --scenarios my_crash
     python scripts/stress_test.py --resume runs/stress-20261201-120000.partial
@@ -50,19 +51,47 @@ from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
 
-def model_spec(text: str) -> tuple[PolicySpec, Path]:
-    """``[NAME=]PATH`` (run folder or .zip) → an agent spec and the run folder holding config.yaml."""
+def _is_run(path: Path) -> bool:
+    return path.is_file() or any((path / f).is_file() for f in ("best_model.zip", "model.zip", "config.yaml"))
+
+
+def model_specs(text: str) -> list[tuple[PolicySpec, Path]]:
+    """``[NAME=]PATH[,PATH...]`` → one agent spec per model (and the run folder holding its config.yaml).
+
+    Each PATH is a training run folder or a model .zip; a PATH that is a folder of run folders
+    (``scripts/train.py --seeds`` writes ``<name>-s<seed>`` side by side) stands for all of them.
+    Several models of one NAME are its training seeds (``seed`` of each run's config.yaml, else
+    their order): every cell runs each, and results.csv says which in ``train_seed``.
+    """
     name, sep, path_text = text.partition("=")
-    path = Path(path_text if sep else name)
     if not sep:
-        name = "ppo"
-    model, run_dir = resolve_model(path)
-    load_trained_policy(model, name=name)  # weights only, checked now: a bad model fails before any work
-    # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
-    env = None
-    if (run_dir / "config.yaml").is_file():
-        env = (load_yaml(run_dir / "config.yaml") or {}).get("env")
-    return PolicySpec(name=name, kind="agent", model_path=str(model), env=env), run_dir
+        name, path_text = "ppo", name
+    paths: list[Path] = []
+    for part in (p.strip() for p in path_text.split(",")):
+        if not part:
+            raise ConfigError(f"--model {text}: an empty path — give NAME=PATH[,PATH...]")
+        path = Path(part)
+        runs = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p)) if path.is_dir() and not _is_run(path) \
+            else [path]
+        if not runs:
+            raise FileNotFoundError(f"--model {text}: {path} holds no training run folders (model.zip, "
+                                    f"best_model.zip or config.yaml) — pass a run folder or a folder of them")
+        paths += runs
+    out = []
+    for order, path in enumerate(paths):
+        model, run_dir = resolve_model(path)
+        load_trained_policy(model, name=name)  # weights only, checked now: a bad model fails before any work
+        # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
+        config = (load_yaml(run_dir / "config.yaml") or {}) if (run_dir / "config.yaml").is_file() else {}
+        seed = config.get("seed") if isinstance(config, dict) else None
+        train_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else order
+        out.append((PolicySpec(name=name, kind="agent", model_path=str(model), env=config.get("env"),
+                               train_seed=train_seed if len(paths) > 1 or seed is not None else None), run_dir))
+    seeds = [spec.train_seed for spec, _ in out]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--model {text}: training seeds {seeds} repeat — give each model of {name} a run of its "
+                          f"own seed (scripts/train.py --seeds)")
+    return out
 
 
 def plan_to_dict(plan: StressPlan) -> dict:
@@ -93,10 +122,10 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
 
     agents, config_path = [], args.config
     for text in args.model:
-        spec, run_dir = model_spec(text)
-        agents.append(spec)
-        if config_path is None and (run_dir / "config.yaml").is_file():
-            config_path = run_dir / "config.yaml"
+        for spec, run_dir in model_specs(text):
+            agents.append(spec)
+            if config_path is None and (run_dir / "config.yaml").is_file():
+                config_path = run_dir / "config.yaml"
     config_path = config_path or DEFAULT_CONFIG
     training = from_mapping(TrainConfig, load_yaml(config_path), source=str(config_path))
     training = with_data_arguments(training, args)
@@ -122,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="list the scenarios (shipped and --scenario-dir) and exit")
-    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
-                        help="a trained agent: run folder or model .zip (repeatable)")
+    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH[,PATH...]",
+                        help="a trained agent: run folder or model .zip (repeatable); several paths, or a folder of "
+                        "run folders, are its training seeds")
     parser.add_argument("--baselines", nargs="+", metavar="NAME", help=f"baselines to run (default all: "
                         f"{', '.join(sorted(BASELINES))})")
     parser.add_argument("--no-baselines", action="store_true", help="run the models only")

@@ -194,3 +194,66 @@ def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
     for agent in ("ppo", "ppo_penalty", "ppo_lagrangian"):
         assert f"| {names[agent]} " in training
     assert "of 8,192" in training and "learning_curves.png" in training
+
+
+@pytest.mark.slow  # starting a local Ray takes tens of seconds on a busy 2-core machine
+def test_ray_backend_writes_the_process_pools_results_byte_for_byte(tmp_path) -> None:
+    ray = pytest.importorskip("ray")
+    stress_test = load_script("stress_test")
+    common = ["--config", str(small_config(tmp_path)), "--baselines", "flat", "vol_target", "--scenarios",
+              "baseline", "vol_shock", "--seeds", "0", "1", "--no-progress"]
+    assert stress_test.main([*common, "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        assert stress_test.main([*common, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
+    finally:
+        ray.shutdown()
+    (pool,), (on_ray,) = (tmp_path / "pool").iterdir(), (tmp_path / "ray").iterdir()
+    assert (pool / "results.csv").read_bytes() == (on_ray / "results.csv").read_bytes()
+    assert cell_bytes(pool) == cell_bytes(on_ray) and len(cell_bytes(pool)) == 2 * 2 * 2 * 2
+
+
+def test_ray_backend_without_ray_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    rc = load_script("stress_test").main(["--config", str(small_config(tmp_path)), "--baselines", "flat",
+                                          "--scenarios", "baseline", "--backend", "ray",
+                                          "--out", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and 'pip install -e ".[scale]"' in err
+    assert not any((tmp_path / "runs").iterdir())  # no run folder was started
+
+
+@pytest.mark.slow  # trains two tiny agents and builds a report (about 40 s on 2 cores)
+def test_an_agents_training_seeds_are_runs_of_their_own_in_results_and_intervals(tmp_path, capsys) -> None:
+    from agents.report import collapse_seed_invariant, load_results, rank_policies
+
+    # Arrange: two training seeds of one tiny agent (scripts/train.py --seeds writes <name>-s<seed>)
+    raw = yaml.safe_load(small_config(tmp_path).read_text())
+    raw.update(total_timesteps=256, n_envs=2, eval_every=10**6, checkpoint_every=10**6)
+    raw["ppo"].update(n_steps=128, batch_size=128, n_epochs=1)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    seeds_dir = tmp_path / "agents"
+    assert load_script("train").main(["--config", str(cfg), "--seeds", "3", "5", "--out", str(seeds_dir),
+                                      "--no-progress"]) == 0, capsys.readouterr().err
+    # Act: the folder of seeds as one agent
+    rc = load_script("stress_test").main(["--model", f"ppo={seeds_dir}", "--baselines", "flat", "--scenarios",
+                                          "baseline", "vol_shock", "--seeds", "0", "1", "--workers", "1",
+                                          "--out", str(tmp_path / "runs"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    (run,) = (tmp_path / "runs").iterdir()
+    table = pd.read_csv(run / "results.csv")
+    # Assert: every cell runs each seed's model, recorded in train_seed; the baseline has none
+    ppo = table[table.policy == "ppo"]
+    assert sorted(ppo.train_seed.unique()) == [3, 5] and len(ppo) == 2 * 2 * 2
+    assert table.loc[table.policy == "flat", "train_seed"].isna().all()
+    assert cell_stem(run, "ppo", "vol_shock", 1, 5).with_suffix(".csv.gz").is_file()
+    assert not cell_stem(run, "ppo", "vol_shock", 1).with_suffix(".json").exists()
+    # the report's runs: training seed x scenario seed; the seed-invariant test data once per training seed
+    results, _ = collapse_seed_invariant(load_results(run / "results.csv"))
+    ranking = rank_policies(results, rng=np.random.default_rng(0), n_resamples=200).set_index("policy")
+    assert ranking.loc["ppo", "stressed_runs"] == 4 and ranking.loc["ppo", "test_runs"] == 2
+    assert ranking.loc["flat", "stressed_runs"] == 2 and ranking.loc["flat", "test_runs"] == 1
+    assert load_script("compare").main([str(run)]) == 0
