@@ -140,14 +140,7 @@ def run_policy(policy: Policy, data: EnvData, config: EnvConfig, *, n_accounts: 
             sub = _take(state, idx)
             reward, terminated, truncated, info = core.step(sub, action[idx])
             _put(state, idx, sub)
-        rows["account"].append(idx)
-        rows["step"].append(np.full(idx.size, step))
-        rows["t"].append(np.asarray(info["t"]))
-        for key in SCALAR_RECORDS:
-            rows[key].append(np.asarray(info[key], dtype=np.float64))
-        rows["reward"].append(np.asarray(reward, dtype=np.float64))
-        exposures.append(np.asarray(info["exposure"]))
-        equity_before.append(eq0[idx])
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
         active[idx[terminated | truncated]] = False
         episode_start = np.zeros(n_accounts, dtype=bool)
         step += 1
@@ -157,6 +150,19 @@ def run_policy(policy: Policy, data: EnvData, config: EnvConfig, *, n_accounts: 
     expo = np.concatenate(exposures) if exposures else np.zeros((0, data.n_pairs))
     records = _records_frame(columns, expo, name, data)
     return EvaluationResult(records=records, summary=summarise_records(records, data))
+
+
+def _record(rows: dict[str, list[np.ndarray]], exposures: list[np.ndarray], equity_before: list[np.ndarray],
+            idx: np.ndarray, step: int, info: dict, reward: np.ndarray, eq0: np.ndarray) -> None:
+    """Append one step of the accounts ``idx`` (``info``/``reward`` rows in that order)."""
+    rows["account"].append(idx)
+    rows["step"].append(np.full(idx.size, step))
+    rows["t"].append(np.asarray(info["t"]))
+    for key in SCALAR_RECORDS:
+        rows[key].append(np.asarray(info[key], dtype=np.float64))
+    rows["reward"].append(np.asarray(reward, dtype=np.float64))
+    exposures.append(np.asarray(info["exposure"]))
+    equity_before.append(eq0[idx])
 
 
 def _records_frame(columns: dict[str, np.ndarray], expo: np.ndarray, name: str, data: EnvData) -> pd.DataFrame:
@@ -241,14 +247,7 @@ def run_policies(policies: Sequence[Policy], data: EnvData, config: EnvConfig, *
             sub = _take(state, idx)
             reward, terminated, truncated, info = core.step(sub, action[idx])
             _put(state, idx, sub)
-        rows["account"].append(idx)
-        rows["step"].append(np.full(idx.size, step))
-        rows["t"].append(np.asarray(info["t"]))
-        for key in SCALAR_RECORDS:
-            rows[key].append(np.asarray(info[key], dtype=np.float64))
-        rows["reward"].append(np.asarray(reward, dtype=np.float64))
-        exposures.append(np.asarray(info["exposure"]))
-        equity_before.append(eq0[idx])
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
         active[idx[terminated | truncated]] = False
         first = False
         step += 1
