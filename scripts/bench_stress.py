@@ -10,7 +10,8 @@ process, each with a fresh, empty forecast cache:
    resumed where the scenario first changes the market (the unstressed run it resumes from is
    computed once, inside the timing), identical stressed markets computed once.
 Prints cells/s, seconds per (scenario, seed) group, policy bar-steps/s and the speed-up, and
-checks that both wrote the same results.csv. Imports and compilation are warmed up first.
+checks that both wrote the same results.csv. Imports and compilation are warmed up first. The
+reference writes cells at gzip level 9, as the loop did; the fast path at level 1.
 """
 
 from __future__ import annotations
