@@ -192,14 +192,25 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
 
     ``sink(path, data)`` writes each cell file (default: atomically, here); a Ray task collects
     them instead and the driver writes them (a cluster's nodes need not share a disk).
+
+    BLAS runs on one thread here: OpenBLAS splits sums by its thread count, which moves GARCH
+    fits in their last digits, so a pool worker (as many threads as cores), a Ray worker (one)
+    and another machine would otherwise disagree.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_group(plan, scenario_name, seed, root, policies, fast, sink)
+
+
+def _run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str], fast: bool,
+               sink: Callable[[Path, bytes], Any]) -> list[dict[str, Any]]:
     from agents.evaluation import evaluation_config, run_policies, run_policy
     from agents.training import make_split, split_data
     from scenarios import ScenarioError, apply_scenario, get_scenario
 
-    torch.set_num_threads(1)
     training = plan.training
     market = _market(training)
     scenario = get_scenario(scenario_name, plan.scenario_dirs)

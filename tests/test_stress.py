@@ -204,7 +204,8 @@ def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
 def test_ray_backend_writes_the_process_pools_results_byte_for_byte(tmp_path) -> None:
     ray = pytest.importorskip("ray")
     stress_test = load_script("stress_test")
-    common = ["--config", str(small_config(tmp_path)), "--baselines", "flat", "vol_target", "--scenarios",
+    # GARCH forecasts: their fits move with BLAS threads, which a Ray worker sets to one
+    common = ["--config", str(garch_config(tmp_path)), "--baselines", "flat", "vol_target", "--scenarios",
               "baseline", "vol_shock", "--seeds", "0", "1", "--no-progress"]
     assert stress_test.main([*common, "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -261,3 +262,22 @@ def test_an_agents_training_seeds_are_runs_of_their_own_in_results_and_intervals
     assert ranking.loc["ppo", "stressed_runs"] == 4 and ranking.loc["ppo", "test_runs"] == 2
     assert ranking.loc["flat", "stressed_runs"] == 2 and ranking.loc["flat", "test_runs"] == 1
     assert load_script("compare").main([str(run)]) == 0
+
+
+def test_stress_results_do_not_depend_on_the_blas_thread_count(tmp_path, monkeypatch) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from agents.hyperparams import DEFAULT_CONFIG
+
+    # Arrange: the sample's GARCH-t (windows of thousands of bars: OpenBLAS splits their sums by thread)
+    plan = StressPlan(training=TrainConfig.from_yaml(DEFAULT_CONFIG),
+                      policies=(PolicySpec(name="vol_target", kind="baseline", baseline="vol_target"),),
+                      scenarios=("baseline",), seeds=(0,))
+    tables = []
+    for threads in (2, 1):  # a pool worker on a 2-core machine; a Ray worker
+        monkeypatch.setenv("FXRISK_CACHE_DIR", str(tmp_path / f"cache-{threads}"))
+        # Act
+        with threadpool_limits(limits=threads, user_api="blas"):
+            tables.append(run_plan(plan, tmp_path / f"run-{threads}", workers=1).to_csv(index=False))
+    # Assert
+    assert tables[0] == tables[1]
