@@ -281,3 +281,18 @@ def test_stress_results_do_not_depend_on_the_blas_thread_count(tmp_path, monkeyp
             tables.append(run_plan(plan, tmp_path / f"run-{threads}", workers=1).to_csv(index=False))
     # Assert
     assert tables[0] == tables[1]
+
+
+@pytest.mark.parametrize("model", ["ppo=runs/a,,runs/b", "ppo=NO_SUCH_DIR"])
+def test_a_bad_model_list_is_one_clear_line(tmp_path, capsys, model: str) -> None:
+    rc = load_script("stress_test").main(["--model", model, "--out", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and ("empty path" in err or "NO_SUCH_DIR" in err)
+
+
+def test_a_folder_without_run_folders_is_one_clear_line(tmp_path, capsys) -> None:
+    (tmp_path / "seeds" / "notes").mkdir(parents=True)
+    rc = load_script("stress_test").main(["--model", f"ppo={tmp_path / 'seeds'}", "--out", str(tmp_path / "runs"),
+                                          "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "holds no training run folders" in err
