@@ -213,7 +213,10 @@ def _run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polic
 
     training = plan.training
     market = _market(training)
-    scenario = get_scenario(scenario_name, plan.scenario_dirs)
+    key = ("scenario", scenario_name, tuple(plan.scenario_dirs), os.environ.get("FXRISK_SCENARIOS"))
+    if key not in _WORKER_CACHE:  # finding one scenario reads every file of the library: once per process
+        _WORKER_CACHE[key] = get_scenario(scenario_name, plan.scenario_dirs)
+    scenario = _WORKER_CACHE[key]
     n = len(market)
     split = make_split(market, training.data)
     span = (split.val_end, n) if plan.split == "test" else (split.train_end, split.val_end)
