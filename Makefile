@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_forecasters.py
 	$(PY) scripts/bench_env.py
 	$(PY) scripts/bench_training.py
+	$(PY) scripts/bench_stress.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from ta.volatility import AverageTrueRange
+from forecasters.features import average_true_range
 
 from agents.policies import AccountView, fraction_to_action
 from envs.data import EnvData
@@ -185,9 +185,7 @@ def causal_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int
     if close.shape[0] < window:
         return out
     for j in range(close.shape[1]):
-        atr = AverageTrueRange(pd.Series(high[:, j]), pd.Series(low[:, j]), pd.Series(close[:, j]),
-                               window=window, fillna=False).average_true_range().to_numpy(np.float64)
-        out[:, j] = atr
+        out[:, j] = average_true_range(high[:, j], low[:, j], close[:, j], window)
     out[: window - 1] = np.nan  # ta leaves zeros before the first full window
     return out
 

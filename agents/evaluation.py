@@ -9,13 +9,14 @@ way. The loop drives :class:`~envs.core.FxRiskCore` directly (the arrays of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from agents.policies import AccountView, Policy
+from agents.policies import AccountView, Policy, fraction_to_action
 from envs.config import EnvConfig
 from envs.core import BatchState, FxRiskCore
 from envs.data import EnvData
@@ -138,30 +139,135 @@ def run_policy(policy: Policy, data: EnvData, config: EnvConfig, *, n_accounts: 
             sub = _take(state, idx)
             reward, terminated, truncated, info = core.step(sub, action[idx])
             _put(state, idx, sub)
-        rows["account"].append(idx)
-        rows["step"].append(np.full(idx.size, step))
-        rows["t"].append(np.asarray(info["t"]))
-        for key in SCALAR_RECORDS:
-            rows[key].append(np.asarray(info[key], dtype=np.float64))
-        rows["reward"].append(np.asarray(reward, dtype=np.float64))
-        exposures.append(np.asarray(info["exposure"]))
-        equity_before.append(eq0[idx])
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
         active[idx[terminated | truncated]] = False
         episode_start = np.zeros(n_accounts, dtype=bool)
         step += 1
 
-    records = pd.DataFrame({k: np.concatenate(v) if v else np.array([]) for k, v in rows.items()})
+    columns = {k: np.concatenate(v) if v else np.array([]) for k, v in rows.items()}
+    columns["equity_before"] = np.concatenate(equity_before) if equity_before else np.array([])
+    expo = np.concatenate(exposures) if exposures else np.zeros((0, data.n_pairs))
+    records = _records_frame(columns, expo, name, data)
+    return EvaluationResult(records=records, summary=summarise_records(records, data))
+
+
+def _record(rows: dict[str, list[np.ndarray]], exposures: list[np.ndarray], equity_before: list[np.ndarray],
+            idx: np.ndarray, step: int, info: dict, reward: np.ndarray, eq0: np.ndarray) -> None:
+    """Append one step of the accounts ``idx`` (``info``/``reward`` rows in that order)."""
+    rows["account"].append(idx)
+    rows["step"].append(np.full(idx.size, step))
+    rows["t"].append(np.asarray(info["t"]))
+    for key in SCALAR_RECORDS:
+        rows[key].append(np.asarray(info[key], dtype=np.float64))
+    rows["reward"].append(np.asarray(reward, dtype=np.float64))
+    exposures.append(np.asarray(info["exposure"]))
+    equity_before.append(eq0[idx])
+
+
+def _records_frame(columns: dict[str, np.ndarray], expo: np.ndarray, name: str, data: EnvData) -> pd.DataFrame:
+    """The per-step records table of one policy from its concatenated step arrays."""
+    equity_before = columns.pop("equity_before")
+    records = pd.DataFrame(columns)
     records.insert(0, "policy", name)
     records["timestamp"] = pd.to_datetime(data.index[records["t"].to_numpy(dtype=np.int64)], utc=True) \
         if len(records) else pd.Series(dtype="datetime64[ns, UTC]")
-    records["equity_before"] = np.concatenate(equity_before) if equity_before else np.array([])
-    expo = np.concatenate(exposures) if exposures else np.zeros((0, data.n_pairs))
+    records["equity_before"] = equity_before
     for j, symbol in enumerate(data.symbols):
         records[f"exposure_{symbol}"] = expo[:, j]
     for key in FLAG_INFO:
         records[key] = records[key].astype(bool)
-    records = records.sort_values(["account", "step"], kind="stable").reset_index(drop=True)
-    return EvaluationResult(records=records, summary=summarise_records(records, data))
+    return records.sort_values(["account", "step"], kind="stable").reset_index(drop=True)
+
+
+def run_policies(policies: Sequence[Policy], data: EnvData, config: EnvConfig, *,
+                 labels: Sequence[str] | None = None, deterministic: bool = True) -> list[EvaluationResult]:
+    """Each policy on its own account of one batched core, from the span's first bar to its end.
+
+    Why: a stress cell runs several policies over the same market; one core steps all their
+    accounts per bar (one compiled call instead of one per policy), and each policy answers for
+    its own account only. Per account the arithmetic is :func:`run_policy`'s, so each result is
+    the one ``run_policy(policy, data, config)`` gives alone (account 0; a test holds them equal).
+    Rule-based policies ignore the observation's content, so when no policy reads it none is built.
+    """
+    from agents.baselines import RuleBasedPolicy
+
+    n = len(policies)
+    if n == 0:
+        return []
+    names = list(labels) if labels is not None else [getattr(p, "name", type(p).__name__) for p in policies]
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} labels for {n} policies")
+    core = FxRiskCore(data, config)
+    state = BatchState.empty(n, data.n_pairs)
+    lo, _ = core.start_bounds()
+    core.reset_accounts(state, np.arange(n), np.full(n, lo, dtype=np.int64))
+    views = [AccountView(data=data, config=config, state=_row(state, i)) for i in range(n)]
+    for policy, view in zip(policies, views, strict=True):
+        if hasattr(policy, "bind"):
+            policy.bind(view)
+        if hasattr(policy, "reset"):
+            policy.reset(None)
+    is_rule = np.array([isinstance(p, RuleBasedPolicy) for p in policies])
+    needs_obs = not is_rule.all()
+    fractions = np.zeros((n, data.n_pairs))
+    blank = np.zeros((1, 0), dtype=np.float32)  # the shape a rule checks; its content is never read
+    active = np.ones(n, dtype=bool)
+    rnn_states: list[Any] = [None] * n
+    first = True
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
+    exposures: list[np.ndarray] = []
+    equity_before: list[np.ndarray] = []
+    step = 0
+    action = np.zeros((n, data.n_pairs))
+    while active.any():
+        obs = core.observe(state) if needs_obs else None
+        idx = np.flatnonzero(active)
+        start_flag = np.ones(1, dtype=bool) if first else np.zeros(1, dtype=bool)
+        for i in idx:
+            views[i].state = _row(state, i)
+            if is_rule[i]:  # RuleBasedPolicy.predict without its action mapping (done below for all rules)
+                if first:
+                    policies[i].reset(np.zeros(1, dtype=np.int64))
+                f = np.asarray(policies[i].target_fraction(views[i]), dtype=np.float64)
+                fractions[i] = np.where(np.isfinite(f), f, 0.0)[0]
+                continue
+            a, rnn_states[i] = policies[i].predict(obs[i:i + 1] if needs_obs else blank, state=rnn_states[i],
+                                                   episode_start=start_flag, deterministic=deterministic)
+            action[i] = np.clip(np.asarray(a, dtype=np.float64).reshape(1, data.n_pairs), -1.0, 1.0)[0]
+        rules = idx[is_rule[idx]]
+        if rules.size:  # element-wise maths: each account's action is the one its own predict returns
+            mapped = fraction_to_action(fractions[rules], AccountView(data=data, config=config,
+                                                                      state=_take(state, rules)))
+            action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
+        eq0 = state.equity.copy()
+        if idx.size == n:
+            reward, terminated, truncated, info = core.step(state, action)
+        else:
+            sub = _take(state, idx)
+            reward, terminated, truncated, info = core.step(sub, action[idx])
+            _put(state, idx, sub)
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
+        active[idx[terminated | truncated]] = False
+        first = False
+        step += 1
+
+    columns = {k: np.concatenate(v) for k, v in rows.items()}
+    columns["equity_before"] = np.concatenate(equity_before)
+    expo = np.concatenate(exposures)
+    account = columns["account"]
+    results = []
+    for i, name in enumerate(names):
+        mine = account == i
+        own = {k: v[mine] for k, v in columns.items()}
+        own["account"] = np.zeros(int(mine.sum()), dtype=account.dtype)
+        records = _records_frame(own, expo[mine], name, data)
+        results.append(EvaluationResult(records=records, summary=summarise_records(records, data)))
+    return results
+
+
+def _row(state: BatchState, i: int) -> BatchState:
+    """Account ``i`` of ``state`` as a one-account state (views, not copies: read-only use)."""
+    return BatchState(**{k: getattr(state, k)[i:i + 1] for k in _FIELDS})
 
 
 def summarise_records(records: pd.DataFrame, data: EnvData) -> pd.DataFrame:
@@ -190,6 +296,9 @@ def summarise_records(records: pd.DataFrame, data: EnvData) -> pd.DataFrame:
             if len(g) else float("nan")
         out.append({"policy": policy, "account": int(account), **row})
     return pd.DataFrame(out)
+
+
+_FIELDS = tuple(BatchState.__dataclass_fields__)
 
 
 def _take(state: BatchState, idx: np.ndarray) -> BatchState:

@@ -144,6 +144,11 @@ _RERUN = "re-run scripts/stress_test.py, whose results.csv has every column, or 
 # Reading the run folder
 # --------------------------------------------------------------------------------------------------
 
+def run_key(results: pd.DataFrame) -> list[str]:
+    """The columns naming one run: policy, scenario, seed and, where recorded, the agent's training seed."""
+    return ["policy", "scenario", "seed", *(["train_seed"] if "train_seed" in results.columns else [])]
+
+
 def _line(row: int) -> int:
     return row + 2  # header is line 1
 
@@ -228,12 +233,13 @@ def load_results(path: str | Path) -> pd.DataFrame:
     extra = [c for c in raw.columns if c not in out.columns]
     for col in extra:  # kept as given (strings), for whoever reads the frame
         out[col] = raw[col]
-    dup = out.duplicated(["policy", "scenario", "seed"], keep="first")
+    dup = out.duplicated(run_key(out), keep="first")  # an agent's training seeds are runs of their own
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
         r = out.iloc[row]
         raise DataError(f"duplicate run: policy {r['policy']}, scenario {r['scenario']}, seed {r['seed']} appears "
-                        f"twice", source=source, line=_line(row), hint="keep one row per (policy, scenario, seed)")
+                        f"twice", source=source, line=_line(row),
+                        hint="keep one row per (policy, scenario, seed, train_seed)")
     kinds = out.groupby("policy")["kind"].nunique()
     if (kinds > 1).any():
         name = str(kinds[kinds > 1].index[0])
@@ -333,7 +339,8 @@ class CellStore:
 
     Why a class: the state is real — the report reads the same cells for several tables and
     plots, and a cell that cannot be read is noted once (``problems``) rather than aborting the
-    report. Cells live at ``cells/<policy>/<scenario>/seed-<seed>.csv.gz`` (``.csv`` also
+    report. Cells live at ``cells/<policy>/<scenario>/seed-<seed>.csv.gz`` (``-train-<seed>`` before the
+    extension for one of an agent's training seeds; ``.csv`` also
     accepted); names with characters outside ``[A-Za-z0-9._=+-]`` are also looked up with those
     replaced by ``_``.
     """
@@ -350,6 +357,11 @@ class CellStore:
                     candidate = self.root / p / s / f"seed-{int(seed)}{ext}"
                     if candidate.is_file():
                         return candidate
+                    # an agent of several training seeds: the curves show its lowest seed's run
+                    found = {int(m.group(1)): f for f in (self.root / p / s).glob(f"seed-{int(seed)}-train-*{ext}")
+                             if (m := re.fullmatch(rf"seed-{int(seed)}-train-(\d+){re.escape(ext)}", f.name))}
+                    if found:
+                        return found[min(found)]
         return None
 
     def get(self, policy: str, scenario: str, seed: int) -> pd.DataFrame | None:
@@ -559,7 +571,8 @@ def collapse_seed_invariant(results: pd.DataFrame) -> tuple[pd.DataFrame, list[s
     for scenario, g in results.groupby("scenario", sort=False):
         if g["seed"].nunique() < 2:
             continue
-        same = all(len(_metric_key(p).drop_duplicates()) == 1 for _, p in g.groupby("policy"))
+        per_model = ["policy", "train_seed"] if "train_seed" in g.columns else ["policy"]  # each training seed apart
+        same = all(len(_metric_key(p).drop_duplicates()) == 1 for _, p in g.groupby(per_model, dropna=False))
         if same:
             first = g["seed"].min()
             keep[g.index[g["seed"] != first]] = False
@@ -578,7 +591,8 @@ def merge_identical_policies(results: pd.DataFrame, store: CellStore | None = No
     per-step records exist, the same positions on the first shared run.
     """
     policies = sorted(results["policy"].unique())
-    runs = {p: results[results["policy"] == p].sort_values(["scenario", "seed"]) for p in policies}
+    key = run_key(results)[1:]
+    runs = {p: results[results["policy"] == p].sort_values(key, kind="stable") for p in policies}
     merged: dict[str, list[str]] = {}
     dropped: set[str] = set()
     for i, a in enumerate(policies):

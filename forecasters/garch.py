@@ -386,13 +386,44 @@ class WalkForwardResult:
     z_hi: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     z_n: np.ndarray = field(default_factory=lambda: np.empty(0))
     rejects: dict[str, int] = field(default_factory=dict)
+    #: The loop's state before each block's fit: ``(tau, accepted params so far, refits, rejects)``,
+    #: what :func:`walk_forward` needs to resume at that block (``resume``).
+    checkpoints: tuple[tuple[int, GarchParams | None, int, dict[str, int]], ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class WalkForwardResume:
+    """A finished walk-forward over a series that agrees with the new one on rows ``< changed_from``.
+
+    Why: a stress scenario changes the market from its window on; every fit whose window ends
+    before that row, and every forecast row before it, is what the unstressed run computed.
+    """
+
+    reference: WalkForwardResult
+    changed_from: int
+
+
+def first_difference(a: np.ndarray, b: np.ndarray) -> int:
+    """The first row where ``a`` and ``b`` differ (NaN equals NaN); their length when none does."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return 0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    if same.ndim > 1:
+        same = same.reshape(len(same), -1).all(axis=1)
+    bad = np.flatnonzero(~same)
+    return int(bad[0]) if bad.size else len(a)
 
 
 def walk_forward(x: np.ndarray, config: GarchConfig,
-                 progress: Callable[[int], None] | None = None) -> WalkForwardResult:
+                 progress: Callable[[int], None] | None = None, *,
+                 resume: WalkForwardResume | None = None) -> WalkForwardResult:
     """Walk-forward forecasts for one series ``x`` (leading NaNs allowed); row t uses x[<= t].
 
     ``progress(1)`` is called after every refit (a tqdm bar's ``update``), if given.
+    ``resume``: a run over a series equal to ``x`` before ``resume.changed_from``; rows before the
+    block holding that row are taken from it and the loop restarts at that block's fit with the
+    state it had there — the same fits, in the same order, as a fresh run (tests hold them equal).
     """
     n = x.size
     k = config.residual_tails
@@ -410,7 +441,20 @@ def walk_forward(x: np.ndarray, config: GarchConfig,
     first_refit = first + config.min_window - 1
     refits = 0
     good: GarchParams | None = None
-    for tau in range(first_refit, n, config.refit_every):
+    taus = range(first_refit, n, config.refit_every)
+    checkpoints: list[tuple[int, GarchParams | None, int, dict[str, int]]] = []
+    start = _resume_block(resume, taus, n, k) if resume is not None else None
+    if start is not None:
+        block, (tau0, good, refits, done) = start
+        ref = resume.reference
+        for mine, theirs in ((variance, ref.variance), (mean, ref.mean), (nu, ref.nu), (lam, ref.lam),
+                             (fallback, ref.fallback), (z_lo, ref.z_lo), (z_hi, ref.z_hi), (z_n, ref.z_n)):
+            mine[:tau0] = theirs[:tau0]
+        rejects.update(done)
+        checkpoints = list(ref.checkpoints[:block])
+        taus = taus[block:]
+    for tau in taus:
+        checkpoints.append((tau, good, refits, dict(rejects)))
         lo = first if config.window == "expanding" else max(first, tau - config.window_size + 1)
         window = x[lo : tau + 1]
         candidate, reason = fit_window_detailed(window, config, start=good)
@@ -446,7 +490,24 @@ def walk_forward(x: np.ndarray, config: GarchConfig,
             z_hi[rows] = part_hi
             z_n[rows] = z.size
     return WalkForwardResult(variance, nu, refits, sum(rejects.values()), mean, lam, fallback, z_lo, z_hi, z_n,
-                             dict(rejects))
+                             dict(rejects), tuple(checkpoints))
+
+
+def _resume_block(resume: WalkForwardResume, taus: range, n: int, k: int
+                  ) -> tuple[int, tuple[int, GarchParams | None, int, dict[str, int]]] | None:
+    """The block to restart at and the reference's state there; ``None``: recompute from the start.
+
+    The block is the last one whose fit window ends before the first changed row (its fit and
+    its rows before that row are the reference's; its later rows are filtered again).
+    """
+    ref = resume.reference
+    if (ref.variance.shape != (n,) or ref.z_lo.shape != (n, k) or len(ref.checkpoints) != len(taus)
+            or any(c[0] != t for c, t in zip(ref.checkpoints, taus))):
+        return None  # another length, start or schedule: nothing to share
+    block = int(np.searchsorted(np.asarray(taus), resume.changed_from, side="left")) - 1
+    if block < 0:
+        return None
+    return block, ref.checkpoints[block]
 
 
 class GarchForecaster(VolatilityForecaster):
@@ -466,9 +527,24 @@ class GarchForecaster(VolatilityForecaster):
         return self.forecast_returns(market.log_returns(), market.index, market.symbols)
 
     def forecast_returns(self, returns: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...],
-                         progress: Callable[[int], None] | None = None) -> VolForecast:
-        """The same from a (time, pair) array of log returns (row 0 NaN) and its clock."""
+                         progress: Callable[[int], None] | None = None, *,
+                         reference: GarchReference | None = None) -> VolForecast:
+        """The same from a (time, pair) array of log returns (row 0 NaN) and its clock.
+
+        ``reference``: a run of this forecaster over a market on the same clock (:meth:`reference`);
+        each pair's walk-forward resumes at the first row where its series differs from the
+        reference's (a stressed copy of a market recomputes its stress window on only).
+        """
+        return self._run(returns, index, symbols, progress, reference)[0]
+
+    def _run(self, returns: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...],
+             progress: Callable[[int], None] | None, reference: GarchReference | None
+             ) -> tuple[VolForecast, GarchReference]:
         adjusted, profile_next = deseasonalise(index, returns, self.config.seasonal)
+        if reference is not None and (reference.config != self.config or reference.symbols != tuple(symbols)
+                                      or not reference.index.equals(index)):
+            reference = None  # another model, pairs or clock: nothing to share
+        runs: list[WalkForwardResult] = []
         shape = returns.shape
         k = self.config.residual_tails
         sigma, nu, lam, mu = (np.full(shape, np.nan) for _ in range(4))
@@ -480,7 +556,12 @@ class GarchForecaster(VolatilityForecaster):
         rejects: Counter[str] = Counter()
         by_pair = np.zeros(shape[1], dtype=np.int64)
         for j in range(shape[1]):
-            res = walk_forward(adjusted[:, j], self.config, progress)
+            resume = None
+            if reference is not None:
+                resume = WalkForwardResume(reference=reference.runs[j],
+                                           changed_from=first_difference(adjusted[:, j], reference.adjusted[:, j]))
+            res = walk_forward(adjusted[:, j], self.config, progress, resume=resume)
+            runs.append(res)
             by_pair[j] = res.fallbacks
             sigma[:, j] = np.sqrt(res.variance) * profile_next[:, j]
             mu[:, j] = res.mean * profile_next[:, j]
@@ -496,5 +577,26 @@ class GarchForecaster(VolatilityForecaster):
                 "rejects_by_pair": by_pair}
         if k:
             info.update(z_lo=z_lo, z_hi=z_hi, z_n=z_n)
-        return VolForecast(name=self.name, sigma=sigma, symbols=tuple(symbols), index=index,
-                           refits=refits, fallbacks=fallbacks, info=info)
+        forecast = VolForecast(name=self.name, sigma=sigma, symbols=tuple(symbols), index=index,
+                               refits=refits, fallbacks=fallbacks, info=info)
+        return forecast, GarchReference(config=self.config, symbols=tuple(symbols), index=index, adjusted=adjusted,
+                                        runs=tuple(runs))
+
+    def reference(self, market: MarketData) -> tuple[VolForecast, GarchReference]:
+        """The forecast of ``market`` and what a stressed copy of it can resume from (``reference=``)."""
+        return self._run(market.log_returns(), market.index, market.symbols, None, None)
+
+    def forecast_from(self, market: MarketData, reference: GarchReference) -> VolForecast:
+        """:meth:`forecast` of ``market``, resuming each pair where it departs from ``reference``."""
+        return self._run(market.log_returns(), market.index, market.symbols, None, reference)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class GarchReference:
+    """One forecaster's walk-forward over a market, per pair, with its loop checkpoints."""
+
+    config: GarchConfig
+    symbols: tuple[str, ...]
+    index: pd.DatetimeIndex
+    adjusted: np.ndarray                 # the de-seasonalised returns it ran on (time, pair)
+    runs: tuple[WalkForwardResult, ...]  # one per pair

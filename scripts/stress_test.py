@@ -20,9 +20,12 @@ Examples:
     python scripts/stress_test.py --list
     python scripts/stress_test.py                                   # every baseline, every scenario, seeds 0 1 2
     python scripts/stress_test.py --model ppo=runs/train-ppo-sample-20261201-120000 --seeds 0 1 2 3 4
+    python scripts/stress_test.py --model ppo=runs/ppo-s0,runs/ppo-s1,runs/ppo-s2   # three training seeds
     python scripts/stress_test.py --scenarios baseline spread_x10 snb_2015 --baselines flat vol_target
     python scripts/stress_test.py --scenario-dir my_scenarios/ --scenarios my_crash
     python scripts/stress_test.py --resume runs/stress-20261201-120000.partial
+    python scripts/stress_test.py --backend ray                     # cells as tasks on a local Ray
+    python scripts/stress_test.py --ray-address auto                # ... on a cluster (ray start --head first)
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, make_split  # noqa: E402
-from agents.stress import PolicySpec, StressPlan, pending_cells, run_plan  # noqa: E402
+from agents.stress import BACKENDS, PolicySpec, StressPlan, pending_cells, require_ray, run_plan  # noqa: E402
 from agents.training import load_trained_policy, resolve_model  # noqa: E402
 from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 from simulator.configuration import from_mapping, load_yaml, to_mapping  # noqa: E402
@@ -48,19 +51,47 @@ from simulator.errors import ConfigError, DataError  # noqa: E402
 from simulator.run_folder import RunFolder  # noqa: E402
 
 
-def model_spec(text: str) -> tuple[PolicySpec, Path]:
-    """``[NAME=]PATH`` (run folder or .zip) → an agent spec and the run folder holding config.yaml."""
+def _is_run(path: Path) -> bool:
+    return path.is_file() or any((path / f).is_file() for f in ("best_model.zip", "model.zip", "config.yaml"))
+
+
+def model_specs(text: str) -> list[tuple[PolicySpec, Path]]:
+    """``[NAME=]PATH[,PATH...]`` → one agent spec per model (and the run folder holding its config.yaml).
+
+    Each PATH is a training run folder or a model .zip; a PATH that is a folder of run folders
+    (``scripts/train.py --seeds`` writes ``<name>-s<seed>`` side by side) stands for all of them.
+    Several models of one NAME are its training seeds (``seed`` of each run's config.yaml, else
+    their order): every cell runs each, and results.csv says which in ``train_seed``.
+    """
     name, sep, path_text = text.partition("=")
-    path = Path(path_text if sep else name)
     if not sep:
-        name = "ppo"
-    model, run_dir = resolve_model(path)
-    load_trained_policy(model, name=name)  # weights only, checked now: a bad model fails before any work
-    # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
-    env = None
-    if (run_dir / "config.yaml").is_file():
-        env = (load_yaml(run_dir / "config.yaml") or {}).get("env")
-    return PolicySpec(name=name, kind="agent", model_path=str(model), env=env), run_dir
+        name, path_text = "ppo", name
+    paths: list[Path] = []
+    for part in (p.strip() for p in path_text.split(",")):
+        if not part:
+            raise ConfigError(f"--model {text}: an empty path — give NAME=PATH[,PATH...]")
+        path = Path(part)
+        runs = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p)) if path.is_dir() and not _is_run(path) \
+            else [path]
+        if not runs:
+            raise FileNotFoundError(f"--model {text}: {path} holds no training run folders (model.zip, "
+                                    f"best_model.zip or config.yaml) — pass a run folder or a folder of them")
+        paths += runs
+    out = []
+    for order, path in enumerate(paths):
+        model, run_dir = resolve_model(path)
+        load_trained_policy(model, name=name)  # weights only, checked now: a bad model fails before any work
+        # The agent acts in the env it was trained in (action mode, size unit, VaR mode).
+        config = (load_yaml(run_dir / "config.yaml") or {}) if (run_dir / "config.yaml").is_file() else {}
+        seed = config.get("seed") if isinstance(config, dict) else None
+        train_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else order
+        out.append((PolicySpec(name=name, kind="agent", model_path=str(model), env=config.get("env"),
+                               train_seed=train_seed if len(paths) > 1 or seed is not None else None), run_dir))
+    seeds = [spec.train_seed for spec, _ in out]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--model {text}: training seeds {seeds} repeat — give each model of {name} a run of its "
+                          f"own seed (scripts/train.py --seeds)")
+    return out
 
 
 def plan_to_dict(plan: StressPlan) -> dict:
@@ -91,10 +122,10 @@ def build_plan(args: argparse.Namespace) -> StressPlan:
 
     agents, config_path = [], args.config
     for text in args.model:
-        spec, run_dir = model_spec(text)
-        agents.append(spec)
-        if config_path is None and (run_dir / "config.yaml").is_file():
-            config_path = run_dir / "config.yaml"
+        for spec, run_dir in model_specs(text):
+            agents.append(spec)
+            if config_path is None and (run_dir / "config.yaml").is_file():
+                config_path = run_dir / "config.yaml"
     config_path = config_path or DEFAULT_CONFIG
     training = from_mapping(TrainConfig, load_yaml(config_path), source=str(config_path))
     training = with_data_arguments(training, args)
@@ -120,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="list the scenarios (shipped and --scenario-dir) and exit")
-    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
-                        help="a trained agent: run folder or model .zip (repeatable)")
+    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH[,PATH...]",
+                        help="a trained agent: run folder or model .zip (repeatable); several paths, or a folder of "
+                        "run folders, are its training seeds")
     parser.add_argument("--baselines", nargs="+", metavar="NAME", help=f"baselines to run (default all: "
                         f"{', '.join(sorted(BASELINES))})")
     parser.add_argument("--no-baselines", action="store_true", help="run the models only")
@@ -132,16 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("test", "validation"), default="test")
     parser.add_argument("--config", type=Path, help="training YAML naming data and env (default: the first model's "
                         "run config, else agents/hyperparams/ppo_default.yaml)")
-    parser.add_argument("--workers", type=int, help="parallel processes (default: the number of cores)")
+    parser.add_argument("--workers", type=int, help="parallel processes, or CPUs of a local Ray (default: the number "
+                        "of cores)")
+    parser.add_argument("--backend", choices=BACKENDS, default="process",
+                        help="process: a process pool on this machine (default); ray: (scenario, seed) groups as Ray "
+                        "tasks, on a local Ray unless --ray-address (needs pip install -e \".[scale]\")")
+    parser.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (e.g. auto, or "
+                        "HEAD:6379 after ray start --head); implies --backend ray")
     parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted stress run")
     parser.add_argument("--no-progress", action="store_true")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
     command = sys.argv if argv is None else ["stress_test.py", *argv]
+    backend = "ray" if args.ray_address else args.backend
     if not args.list and args.resume is None:
         prepare_out(args.out)
     try:
+        if backend == "ray" and not args.list:
+            require_ray()  # before any run folder exists
         from scenarios import list_scenarios
 
         if args.list:
@@ -166,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
               f"seeds = {total} cells ({total - remaining} already done) -> {folder.path}")
         bar = tqdm(total=remaining, unit="cell", desc="stress", disable=args.no_progress, dynamic_ncols=True)
         results = run_plan(plan, folder.path, workers=args.workers, on_cell=bar.update,
-                           log=lambda m: tqdm.write(m))
+                           log=lambda m: tqdm.write(m), backend=backend, ray_address=args.ray_address)
         bar.close()
         if results.empty:
             raise ValueError("no cell produced results (every scenario was skipped) — see the messages above")

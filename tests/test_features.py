@@ -198,3 +198,19 @@ def test_feature_set_validates_shape() -> None:
         FeatureSet(values=np.zeros((3, 1, 2)), names=("a",))
     with pytest.raises(ValueError):
         FeatureSet(values=np.zeros((3, 1, 2)), names=("a", "b"), index=pd.DatetimeIndex([], tz="UTC"))
+
+
+@pytest.mark.parametrize("window", [2, 14, 50])
+def test_compiled_atr_equals_ta_bit_for_bit(window: int) -> None:
+    from forecasters.features import average_true_range
+
+    rng = np.random.default_rng(window)
+    close = 1.1 * np.exp(np.cumsum(rng.normal(0, 0.004, 3000)))
+    high = close * (1 + np.abs(rng.normal(0, 0.002, 3000)))
+    low = close * (1 - np.abs(rng.normal(0, 0.002, 3000)))
+    high[1500:1510] = np.nan  # a gap propagates as in ta
+    expected = AverageTrueRange(pd.Series(high), pd.Series(low), pd.Series(close), window=window,
+                                fillna=False).average_true_range().to_numpy(np.float64)
+    got = average_true_range(high, low, close, window)
+    assert np.array_equal(got, expected, equal_nan=True)
+    assert np.isfinite(got[window:1500]).all()

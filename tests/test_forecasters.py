@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from arch import arch_model
@@ -304,3 +306,51 @@ def test_compiled_kernels_equal_the_interpreted_python() -> None:
         np.testing.assert_allclose(g_c, g_p, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(K.variance(y, 0.05, 0.04, 0.05, 0.88, bc),
                                K.variance_python(y, 0.05, 0.04, 0.05, 0.88, bc), rtol=1e-13)
+
+
+def _same_walk_forward(a, b) -> None:
+    for name in ("variance", "mean", "nu", "lam", "fallback", "z_lo", "z_hi", "z_n"):
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+    assert (a.refits, a.fallbacks, a.rejects) == (b.refits, b.fallbacks, b.rejects)
+    assert [(t, p, r, d) for t, p, r, d in a.checkpoints] == [(t, p, r, d) for t, p, r, d in b.checkpoints]
+
+
+@pytest.mark.parametrize("window", ["rolling", "expanding"])
+@pytest.mark.parametrize("changed_from", [150, 899, 900, 901, 1333, 1799])
+def test_resumed_walk_forward_equals_a_fresh_run_on_the_changed_series(window, changed_from) -> None:
+    from forecasters.garch import WalkForwardResume, first_difference
+
+    # Arrange: a series, and a stressed copy from `changed_from` on (a volatility burst, then a
+    # constant stretch the fallback cannot scale), with residual tails kept.
+    rng = np.random.default_rng(11)
+    x = np.r_[np.nan, simulate_garch_t(1800, 0.05, 0.08, 0.9, 6.0, rng) * 0.004]
+    stressed = x.copy()
+    stressed[changed_from:changed_from + 40] *= 6.0
+    stressed[changed_from + 40:changed_from + 45] = 0.0
+    config = GarchConfig(min_window=300, window_size=500, refit_every=100, window=window, residual_tails=5)
+    reference = walk_forward(x, config)
+    # Act
+    resumed = walk_forward(stressed, config, resume=WalkForwardResume(
+        reference=reference, changed_from=first_difference(stressed, x)))
+    # Assert: bit for bit the fresh run, and the unchanged rows are the reference's.
+    _same_walk_forward(resumed, walk_forward(stressed, config))
+    assert first_difference(stressed, x) == changed_from
+    assert np.array_equal(resumed.variance[:changed_from], reference.variance[:changed_from], equal_nan=True)
+
+
+def test_garch_forecast_from_a_reference_equals_the_fresh_forecast(small_market) -> None:
+    forecaster = GarchForecaster(GarchConfig(min_window=300, window_size=400, refit_every=50, residual_tails=4))
+    _, reference = forecaster.reference(small_market)
+    frame = small_market.bars.copy()
+    n = len(small_market)
+    for name in ("open", "high", "low", "close"):  # one pair moves from row n-300 on
+        frame.loc[frame.index[n - 300]:, ("USDJPY", name)] *= 1.05
+    stressed = replace(small_market, bars=frame, source="stressed")
+    fresh, resumed = forecaster.forecast(stressed), forecaster.forecast_from(stressed, reference)
+    assert np.array_equal(fresh.sigma, resumed.sigma, equal_nan=True)
+    for key in ("nu", "mu", "fallback", "z_lo", "z_hi", "z_n"):
+        assert np.array_equal(fresh.info[key], resumed.info[key], equal_nan=True), key
+    assert (fresh.refits, fresh.fallbacks, fresh.info["rejects"]) == (resumed.refits, resumed.fallbacks,
+                                                                      resumed.info["rejects"])
+    # the other pair is untouched: its walk-forward is the reference's
+    assert np.array_equal(resumed.sigma[:, 0], forecaster.forecast(small_market).sigma[:, 0], equal_nan=True)

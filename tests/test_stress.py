@@ -54,6 +54,50 @@ def test_stress_script_writes_a_tidy_table_and_cells(tmp_path, capsys) -> None:
     assert "compare.py" in out
 
 
+def garch_config(tmp_path: Path) -> Path:
+    """The small market with GARCH-t forecasts refitted every 100 bars (so stress windows cut refit blocks)."""
+    raw = yaml.safe_load(small_config(tmp_path).read_text())
+    raw["env"].update(vol_model="garch-t", garch_window=400, garch_min_window=300, garch_refit_every=100)
+    path = tmp_path / "garch.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def cell_bytes(root: Path) -> dict[str, bytes]:
+    """Each cell file's content (the records uncompressed: gzip levels may differ)."""
+    import gzip
+
+    return {str(p.relative_to(root)): gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+            for p in sorted((root / "cells").rglob("seed-*"))}
+
+
+def test_fast_path_writes_what_the_per_policy_loop_writes(tmp_path, monkeypatch) -> None:
+    # Arrange: scenarios that change prices from a random window on (forecasts resumed there), change
+    # spreads only (forecasts all shared), or draw nothing (the second seed reuses the first's runs).
+    training = TrainConfig.from_yaml(garch_config(tmp_path))
+    plan = StressPlan(training=training, policies=tuple(PolicySpec(name=b, kind="baseline", baseline=b)
+                                                        for b in ("flat", "vol_target", "var_budget", "atr_stop")),
+                      scenarios=("baseline", "spread_x10", "vol_shock", "snb_2015"), seeds=(0, 1))
+    # Act: each path with its own forecast cache, so neither reads what the other computed
+    monkeypatch.setenv("FXRISK_CACHE_DIR", str(tmp_path / "cache-fast"))
+    fast = run_plan(plan, tmp_path / "fast", workers=1)
+    monkeypatch.setenv("FXRISK_CACHE_DIR", str(tmp_path / "cache-slow"))
+    slow = run_plan(plan, tmp_path / "slow", workers=1, fast=False)
+    # Assert: every cell file (its content) and the table, byte for byte
+    assert len(fast) == 4 * 4 * 2
+    assert fast.to_csv(index=False) == slow.to_csv(index=False)
+    assert cell_bytes(tmp_path / "fast") == cell_bytes(tmp_path / "slow")
+    # and the forecasts the fast path resumed are the ones a fresh run computes
+    fast_dir, slow_dir = tmp_path / "cache-fast" / "forecasts", tmp_path / "cache-slow" / "forecasts"
+    names = sorted(p.name for p in fast_dir.glob("*.npz"))
+    assert names == sorted(p.name for p in slow_dir.glob("*.npz")) and len(names) >= 5
+    for name in names:
+        with np.load(fast_dir / name) as a, np.load(slow_dir / name) as b:
+            assert a.files == b.files
+            for key in a.files:
+                assert np.array_equal(a[key], b[key], equal_nan=a[key].dtype.kind == "f"), (name, key)
+
+
 def test_seeds_move_random_stress_windows_reproducibly() -> None:
     a, b, c = scenario_rng(0, "spread_x10"), scenario_rng(0, "spread_x10"), scenario_rng(1, "spread_x10")
     assert a.integers(0, 10**9) == b.integers(0, 10**9) != c.integers(0, 10**9)
@@ -154,3 +198,101 @@ def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
     for agent in ("ppo", "ppo_penalty", "ppo_lagrangian"):
         assert f"| {names[agent]} " in training
     assert "of 8,192" in training and "learning_curves.png" in training
+
+
+@pytest.mark.slow  # starting a local Ray takes tens of seconds on a busy 2-core machine
+def test_ray_backend_writes_the_process_pools_results_byte_for_byte(tmp_path) -> None:
+    ray = pytest.importorskip("ray")
+    stress_test = load_script("stress_test")
+    # GARCH forecasts: their fits move with BLAS threads, which a Ray worker sets to one
+    common = ["--config", str(garch_config(tmp_path)), "--baselines", "flat", "vol_target", "--scenarios",
+              "baseline", "vol_shock", "--seeds", "0", "1", "--no-progress"]
+    assert stress_test.main([*common, "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        assert stress_test.main([*common, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
+    finally:
+        ray.shutdown()
+    (pool,), (on_ray,) = (tmp_path / "pool").iterdir(), (tmp_path / "ray").iterdir()
+    assert (pool / "results.csv").read_bytes() == (on_ray / "results.csv").read_bytes()
+    assert cell_bytes(pool) == cell_bytes(on_ray) and len(cell_bytes(pool)) == 2 * 2 * 2 * 2
+
+
+def test_ray_backend_without_ray_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    rc = load_script("stress_test").main(["--config", str(small_config(tmp_path)), "--baselines", "flat",
+                                          "--scenarios", "baseline", "--backend", "ray",
+                                          "--out", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and 'pip install -e ".[scale]"' in err
+    assert not any((tmp_path / "runs").iterdir())  # no run folder was started
+
+
+@pytest.mark.slow  # trains two tiny agents and builds a report (about 40 s on 2 cores)
+def test_an_agents_training_seeds_are_runs_of_their_own_in_results_and_intervals(tmp_path, capsys) -> None:
+    from agents.report import collapse_seed_invariant, load_results, rank_policies
+
+    # Arrange: two training seeds of one tiny agent (scripts/train.py --seeds writes <name>-s<seed>)
+    raw = yaml.safe_load(small_config(tmp_path).read_text())
+    raw.update(total_timesteps=256, n_envs=2, eval_every=10**6, checkpoint_every=10**6)
+    raw["ppo"].update(n_steps=128, batch_size=128, n_epochs=1)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    seeds_dir = tmp_path / "agents"
+    assert load_script("train").main(["--config", str(cfg), "--seeds", "3", "5", "--out", str(seeds_dir),
+                                      "--no-progress"]) == 0, capsys.readouterr().err
+    # Act: the folder of seeds as one agent
+    rc = load_script("stress_test").main(["--model", f"ppo={seeds_dir}", "--baselines", "flat", "--scenarios",
+                                          "baseline", "vol_shock", "--seeds", "0", "1", "--workers", "1",
+                                          "--out", str(tmp_path / "runs"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    (run,) = (tmp_path / "runs").iterdir()
+    table = pd.read_csv(run / "results.csv")
+    # Assert: every cell runs each seed's model, recorded in train_seed; the baseline has none
+    ppo = table[table.policy == "ppo"]
+    assert sorted(ppo.train_seed.unique()) == [3, 5] and len(ppo) == 2 * 2 * 2
+    assert table.loc[table.policy == "flat", "train_seed"].isna().all()
+    assert cell_stem(run, "ppo", "vol_shock", 1, 5).with_suffix(".csv.gz").is_file()
+    assert not cell_stem(run, "ppo", "vol_shock", 1).with_suffix(".json").exists()
+    # the report's runs: training seed x scenario seed; the seed-invariant test data once per training seed
+    results, _ = collapse_seed_invariant(load_results(run / "results.csv"))
+    ranking = rank_policies(results, rng=np.random.default_rng(0), n_resamples=200).set_index("policy")
+    assert ranking.loc["ppo", "stressed_runs"] == 4 and ranking.loc["ppo", "test_runs"] == 2
+    assert ranking.loc["flat", "stressed_runs"] == 2 and ranking.loc["flat", "test_runs"] == 1
+    assert load_script("compare").main([str(run)]) == 0
+
+
+def test_stress_results_do_not_depend_on_the_blas_thread_count(tmp_path, monkeypatch) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from agents.hyperparams import DEFAULT_CONFIG
+
+    # Arrange: the sample's GARCH-t (windows of thousands of bars: OpenBLAS splits their sums by thread)
+    plan = StressPlan(training=TrainConfig.from_yaml(DEFAULT_CONFIG),
+                      policies=(PolicySpec(name="vol_target", kind="baseline", baseline="vol_target"),),
+                      scenarios=("baseline",), seeds=(0,))
+    tables = []
+    for threads in (2, 1):  # a pool worker on a 2-core machine; a Ray worker
+        monkeypatch.setenv("FXRISK_CACHE_DIR", str(tmp_path / f"cache-{threads}"))
+        # Act
+        with threadpool_limits(limits=threads, user_api="blas"):
+            tables.append(run_plan(plan, tmp_path / f"run-{threads}", workers=1).to_csv(index=False))
+    # Assert
+    assert tables[0] == tables[1]
+
+
+@pytest.mark.parametrize("model", ["ppo=runs/a,,runs/b", "ppo=NO_SUCH_DIR"])
+def test_a_bad_model_list_is_one_clear_line(tmp_path, capsys, model: str) -> None:
+    rc = load_script("stress_test").main(["--model", model, "--out", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and ("empty path" in err or "NO_SUCH_DIR" in err)
+
+
+def test_a_folder_without_run_folders_is_one_clear_line(tmp_path, capsys) -> None:
+    (tmp_path / "seeds" / "notes").mkdir(parents=True)
+    rc = load_script("stress_test").main(["--model", f"ppo={tmp_path / 'seeds'}", "--out", str(tmp_path / "runs"),
+                                          "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "holds no training run folders" in err
