@@ -234,7 +234,7 @@ def journal(path: str | Path) -> Any:
 
 def study_names(storage: Any, path: str | Path) -> list[str]:
     try:
-        return [s._study_name for s in storage.get_all_studies()]
+        return [s.study_name for s in storage.get_all_studies()]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"--storage {path}: not an Optuna journal file ({type(exc).__name__}: {exc})") from None
 
@@ -246,6 +246,7 @@ def open_study(path: str | Path, study_name: str, *, config: TrainConfig | None 
     with another config or search space, is one clear line."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = journal(path)
     names = study_names(storage, path)
     if study_name not in names:
@@ -256,8 +257,12 @@ def open_study(path: str | Path, study_name: str, *, config: TrainConfig | None 
         if config is None:
             raise ConfigError(f"--storage {path}: no study '{study_name}' in it (the file is empty or new) — "
                               "pass the journal a tune.py run wrote")
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", sampler=sampler,
-                                pruner=pruner, load_if_exists=True)
+    try:
+        study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", sampler=sampler,
+                                    pruner=pruner, load_if_exists=True)
+    except (ValueError, KeyError, TypeError) as exc:  # e.g. a line that is not journal JSON
+        raise ConfigError(f"--storage {path}: not an Optuna journal file ({type(exc).__name__}: {exc}) — pass a "
+                          "journal a study wrote, or a new file name") from None
     if config is not None:
         stored = study.user_attrs
         mine = {"config": config.to_dict(), "search": search.to_dict()["space"]}
@@ -384,7 +389,9 @@ def _ray_scheduler(search: SearchConfig, base: TrainConfig) -> Any:
     if search.pruner == "median":
         return MedianStoppingRule(time_attr="training_iteration", metric="objective", mode="max",
                                   grace_period=max(1, search.n_warmup_evaluations),
-                                  min_samples_required=max(1, search.n_startup_trials))
+                                  min_samples_required=max(1, search.n_startup_trials),
+                                  min_time_slice=math.inf)  # never pause to share time: a paused function
+        # trial would restart from scratch
     if search.pruner == "halving":
         evaluations = math.ceil(base.total_timesteps / base.eval_every) + 2
         return ASHAScheduler(time_attr="training_iteration", metric="objective", mode="max", max_t=evaluations,
@@ -482,7 +489,6 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
         storage_path = folder.final_path / "study.journal"
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     root = folder.path
     objective = _Objective(config, search, str(root))
