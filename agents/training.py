@@ -591,7 +591,8 @@ def train(config: TrainConfig, *, runs_root: str | Path = "runs", argv: list[str
     folder.write_yaml("config.yaml", config.to_dict())
     folder.add_to_manifest("data", {"source": market.source, "bars": len(market), "splits": data.dates(),
                                     "notes": [*market.notes, *data.full.notes]})
-    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log, data=data, on_validation=on_validation)
+    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log, data=data,
+                      on_validation=on_validation)
     log(f"run folder: {folder.path}")
     log(f"splits: {trainer.data.dates()}")
     trainer.run()

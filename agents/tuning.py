@@ -472,6 +472,8 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
         require_ray()
     study_name = study_name or config.name
     check_space(search, config, source=search_source)
+    if restore is not None and storage is None:  # the interrupted run's journal, beside its ray/<study> folder
+        storage = Path(restore).resolve().parents[1] / "study.journal"
     folder = RunFolder(out, f"tune-{study_name}", config={"train": config.to_dict(), "search": search.to_dict()},
                        argv=argv)
     storage_path = Path(storage) if storage is not None else folder.path / "study.journal"
@@ -510,7 +512,8 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
                 f.result()
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=study_name, storage=journal(journal_path))
-    table = trials_table(study, _ray_attrs(root) if backend == "ray" else None)
+    experiment = Path(restore) if restore is not None else root / "ray" / study_name
+    table = trials_table(study, _ray_attrs(experiment) if backend == "ray" else None)
     folder.write_csv("trials.csv", table, index=False)
     best = best_trial(study)
     states = table["state"].value_counts().to_dict() if len(table) else {}
@@ -538,13 +541,13 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
     return path
 
 
-def _ray_attrs(root: Path) -> dict[int, dict[str, Any]]:
+def _ray_attrs(experiment: Path) -> dict[int, dict[str, Any]]:
     """Eligibility and run folder of Ray trials by Optuna trial number, from their final results (the
     driver's study cannot take user attributes once a trial is finished)."""
     import json
 
     found: dict[int, dict[str, Any]] = {}
-    for result in (root / "ray").glob("*/*/result.json"):
+    for result in experiment.glob("*/result.json"):
         config = json.loads((result.parent / "params.json").read_text(encoding="utf-8"))
         lines = [json.loads(x) for x in result.read_text(encoding="utf-8").splitlines() if x.strip()]
         final = [x for x in lines if x.get("final")]

@@ -226,3 +226,12 @@ def test_ray_backend_gives_the_trials_and_seeds_of_the_process_backend(tmp_path)
                                    backend="ray"))
     finally:
         ray.shutdown()
+
+
+def test_a_shared_journal_continues_the_study(tmp_path) -> None:
+    journal = tmp_path / "shared.journal"
+    search = tiny_search(sampler="random", pruner="none")
+    first = run_tune(tmp_path, "a", n_trials=1, seed=0, storage=journal, search=search)
+    second = run_tune(tmp_path, "b", n_trials=1, seed=1, storage=journal, search=search)
+    assert not (first / "study.journal").exists() and journal.is_file()
+    assert list(trials(second)["number"]) == [0, 1]  # the second run added one trial to the first's
