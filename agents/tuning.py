@@ -206,15 +206,19 @@ def make_sampler(search: SearchConfig, seed: int | None) -> Any:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.n_startup_trials)
 
 
+def first_prunable(search: SearchConfig) -> int:
+    """The first validation (steps count from 1) at which a trial may be pruned: after the warm-up ones."""
+    return search.n_warmup_evaluations + 1
+
+
 def make_pruner(search: SearchConfig) -> Any:
     import optuna
 
     if search.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=search.n_startup_trials,
-                                           n_warmup_steps=search.n_warmup_evaluations)
+                                           n_warmup_steps=first_prunable(search))
     if search.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, search.n_warmup_evaluations),
-                                                      reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first_prunable(search), reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
@@ -388,14 +392,14 @@ def _ray_scheduler(search: SearchConfig, base: TrainConfig) -> Any:
 
     if search.pruner == "median":
         return MedianStoppingRule(time_attr="training_iteration", metric="objective", mode="max",
-                                  grace_period=max(1, search.n_warmup_evaluations),
+                                  grace_period=first_prunable(search),
                                   min_samples_required=max(1, search.n_startup_trials),
                                   min_time_slice=math.inf)  # never pause to share time: a paused function
         # trial would restart from scratch
     if search.pruner == "halving":
         evaluations = math.ceil(base.total_timesteps / base.eval_every) + 2
         return ASHAScheduler(time_attr="training_iteration", metric="objective", mode="max", max_t=evaluations,
-                             grace_period=max(1, search.n_warmup_evaluations), reduction_factor=3)
+                             grace_period=first_prunable(search), reduction_factor=3)
     return FIFOScheduler()
 
 
