@@ -533,6 +533,11 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
         tuned = apply_params(config, best.params, source=f"trial {best.number}")
         folder.write_yaml("best.yaml", replace(tuned, name=f"{config.name}-tuned").to_dict())
     folder.write_yaml("summary.yaml", summary)
+    running = [t.number for t in study.trials if t.state.name == "RUNNING"] if backend == "ray" else []
+    if running:  # Ray stops on Ctrl+C with its state saved: keep the folder .partial, its journal in place
+        again = " ".join(argv) if argv else "scripts/tune.py --config <the same> --backend ray"
+        log(f"interrupted with trials {running} unfinished — resume with: {again} --restore {experiment}")
+        return folder.path
     path = folder.finish()
     log(f"{len(table)} trials ({', '.join(f'{v} {k.lower()}' for k, v in states.items())}) in {wall:.0f} s")
     if best is None:
