@@ -213,10 +213,10 @@ def test_seeds_in_parallel_give_the_models_and_metrics_of_sequential_seeds(tmp_p
 def test_ray_backend_gives_the_trials_and_seeds_of_the_process_backend(tmp_path) -> None:
     ray = pytest.importorskip("ray")
     search = tiny_search(sampler="random", pruner="none")
-    process = run_tune(tmp_path, "p", seed=3, search=search)
+    process = run_tune(tmp_path, "p", seed=3, search=search, n_trials=2)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        on_ray = run_tune(tmp_path, "r", seed=3, search=search, backend="ray", n_jobs=2)
+        on_ray = run_tune(tmp_path, "r", seed=3, search=search, backend="ray", n_jobs=2, n_trials=2)
         a, b = trials(process), trials(on_ray)
         cols = [c for c in a.columns if c.startswith("params.")] + ["state", "value", "eligible"]
         pd.testing.assert_frame_equal(a[cols], b[cols])
