@@ -294,17 +294,21 @@ def train_trial(base: TrainConfig, params: dict[str, Any], number: int, root: st
     config = apply_params(base, params, source=f"trial {number}")
     config = replace(config, name=f"{base.name}-trial{number:04d}")
     runs = Path(root) / "trials"
-    count = 0
+    count, stopped = 0, False
 
     def on_validation(scores: dict[str, Any], best: float) -> None:
-        nonlocal count
+        nonlocal count, stopped
         count += 1
-        report(count, best if math.isfinite(best) else NO_ELIGIBLE_VALUE)
+        try:
+            report(count, best if math.isfinite(best) else NO_ELIGIBLE_VALUE)
+        except BaseException:  # the pruner (Optuna) or the scheduler (Ray) stops the trial here
+            stopped = True
+            raise
 
     try:
         path = train(config, runs_root=runs, progress=False, log=_quiet, on_validation=on_validation)
     except BaseException:
-        for partial in runs.glob(f"train-{config.name}-*.partial"):
+        for partial in runs.glob(f"train-{config.name}-*.partial") if stopped else ():  # a failure stays .partial
             (partial / "pruned.yaml").write_text(f"stopped after validation {count} (pruned)\n", encoding="utf-8")
             os.replace(partial, partial.with_name(partial.name.removesuffix(".partial")))
         raise
@@ -463,8 +467,8 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
 
     The folder holds ``study.journal`` (unless ``storage`` names a shared one), ``trials.csv``,
     ``best.yaml`` (the best trial's training YAML, for ``scripts/train.py --config``), ``summary.yaml``
-    and ``trials/`` (each trial's training run folder). ``n_trials`` counts every trial of the study,
-    earlier runs' included. ``seed`` seeds the sampler (worker k of the process backend: ``seed + k``).
+    and ``trials/`` (each trial's training run folder). ``n_trials``: this run stops starting trials once the study
+    holds ``n_trials`` more than when it began (trials of other processes sharing the journal count). ``seed`` seeds the sampler (worker k of the process backend: ``seed + k``).
     """
     from agents.grid import BACKENDS, require_ray
 

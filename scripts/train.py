@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
+    if not args.seeds and (args.n_jobs != 1 or args.backend != "process" or args.ray_address):
+        raise ConfigError("--n-jobs, --backend and --ray-address apply to --seeds (several runs) only")
     if args.resume is None:
         prepare_out(args.out)
     try:

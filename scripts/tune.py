@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"training YAML (default {DEFAULT_CONFIG.relative_to(REPO)})")
     parser.add_argument("--search", type=Path, default=DEFAULT_SEARCH,
                         help=f"search space YAML (default {DEFAULT_SEARCH.relative_to(REPO)})")
-    parser.add_argument("--n-trials", type=int_in(1, 100_000), default=20, help="trials in the study (default 20)")
+    parser.add_argument("--n-trials", type=int_in(1, 100_000), default=20, help="trials to add to the study (default 20)")
     parser.add_argument("--n-jobs", type=int_in(1, 1024), default=1,
                         help="trials at a time: worker processes, or Ray CPUs (default 1)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="override the search YAML's sampler")

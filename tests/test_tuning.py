@@ -235,3 +235,13 @@ def test_a_shared_journal_continues_the_study(tmp_path) -> None:
     second = run_tune(tmp_path, "b", n_trials=1, seed=1, storage=journal, search=search)
     assert not (first / "study.journal").exists() and journal.is_file()
     assert list(trials(second)["number"]) == [0, 1]  # the second run added one trial to the first's
+
+
+def test_train_script_parallel_options_need_seeds_and_ray(tmp_path, capsys, monkeypatch) -> None:
+    train = load_script("train")
+    assert train.main(["--n-jobs", "2", "--out", str(tmp_path)]) == 2
+    assert "apply to --seeds" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)
+    config = write(tmp_path / "tiny.yaml", tiny_config().to_dict())
+    assert train.main(["--config", str(config), "--seeds", "1", "2", "--backend", "ray", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {RAY_MISSING}"
