@@ -43,10 +43,11 @@ DISTRIBUTIONS = ("float", "int", "categorical")
 NO_ELIGIBLE_VALUE = -1e9
 """Value of a trial none of whose validation checkpoints passed the selection rule (dimensionless)."""
 FIXED_KEYS = ("name", "seed", "total_timesteps", "eval_every", "checkpoint_every", "data", "selection",
-              "lagrange.enabled", "lagrange.cost_budget", "env.var_limit", "env.var_alpha", "env.var_mode",
-              "env.account", "env.execution", "env.financing")
+              "lagrange.enabled", "lagrange.cost_limit", "env.var_limit", "env.var_alpha", "env.var_mode",
+              "env.episode_bars", "env.account", "env.execution", "env.financing")
 """Keys (or sections) a search may not move: they define the objective, the span it is measured on or
-the limits it is judged by, or the budget every trial gets."""
+the limits it is judged by (the cost budget per bar is ``lagrange.cost_limit / env.episode_bars``), or the
+budget every trial gets."""
 
 
 # -- the search space ----------------------------------------------------------------------------
