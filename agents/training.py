@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,10 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, folder: RunFolder, *, cache: ForecastCache | None = None,
-                 progress: bool = True, log: Any = print, data: SplitData | None = None) -> None:
+                 progress: bool = True, log: Any = print, data: SplitData | None = None,
+                 on_validation: Callable[[dict[str, Any], float], None] | None = None) -> None:
         self.config = config
+        self.on_validation = on_validation  # called after each validation with (scores, best score so far)
         self.folder = folder
         self.progress = progress
         self.log = log
@@ -343,6 +346,8 @@ class Trainer:
         self.log(f"  validation at {scores['timesteps']:,} steps: Sharpe {scores['sharpe_ratio']:.2f}, "
                  f"return {scores['total_return']:+.2%}, max DD {scores['max_drawdown']:.1%}"
                  + ("" if eligible else f", not eligible ({why})") + f"; best {best}")
+        if self.on_validation is not None:  # e.g. a tuning trial's pruning report (agents.tuning)
+            self.on_validation(scores, self.best_score)
         return scores
 
     def _save_model(self, model_path: Path, norm_path: Path) -> None:
@@ -573,8 +578,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def train(config: TrainConfig, *, runs_root: str | Path = "runs", argv: list[str] | None = None,
-          cache: ForecastCache | None = None, progress: bool = True, log: Any = print) -> Path:
-    """Train in a fresh run folder (``runs/train-<name>-<UTC time>``); returns the finished folder."""
+          cache: ForecastCache | None = None, progress: bool = True, log: Any = print,
+          on_validation: Callable[[dict[str, Any], float], None] | None = None) -> Path:
+    """Train in a fresh run folder (``runs/train-<name>-<UTC time>``); returns the finished folder.
+
+    ``on_validation(scores, best)`` runs after every validation (``best``: the best eligible objective so
+    far, -inf when none); an exception it raises stops the run and leaves the folder ``.partial``.
+    """
     # Load and prepare the data first: a bad data source leaves no run folder behind.
     market = load_market(config.data, account_currency=config.env.account.currency)
     data = split_data(market, config.env, config.data, cache=cache)
@@ -582,7 +592,8 @@ def train(config: TrainConfig, *, runs_root: str | Path = "runs", argv: list[str
     folder.write_yaml("config.yaml", config.to_dict())
     folder.add_to_manifest("data", {"source": market.source, "bars": len(market), "splits": data.dates(),
                                     "notes": [*market.notes, *data.full.notes]})
-    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log, data=data)
+    trainer = Trainer(config, folder, cache=cache, progress=progress, log=log, data=data,
+                      on_validation=on_validation)
     log(f"run folder: {folder.path}")
     log(f"splits: {trainer.data.dates()}")
     trainer.run()

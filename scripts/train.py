@@ -16,6 +16,8 @@ Examples:
     python scripts/train.py --config agents/hyperparams/ppo_planted_edge.yaml --seed 1 --timesteps 300000
     python scripts/train.py --config agents/hyperparams/ppo_ecb.yaml --timesteps 4096
     python scripts/train.py --seeds 0 1 2 3 4          # five training seeds, one run folder each
+    python scripts/train.py --seeds 0 1 2 3 --n-jobs 2  # two at a time in worker processes
+    python scripts/train.py --seeds 0 1 2 3 --n-jobs 4 --backend ray   # as Ray tasks (local Ray of 4 CPUs)
     python scripts/train.py --source ecb --symbols EURUSD USDJPY GBPUSD --train-end 2013-12-31 \
         --validation-end 2017-12-31 --config agents/hyperparams/ppo_ecb.yaml
 """
@@ -30,9 +32,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from agents.grid import BACKENDS, train_seeds  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import resume, train, with_overrides  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.cli import ArgumentParser, guard, int_in, prepare_out, seed_int  # noqa: E402
 from simulator.errors import ConfigError, DataError  # noqa: E402
 
 
@@ -48,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=seed_int, help="override seed")
     seeds.add_argument("--seeds", type=seed_int, nargs="+", metavar="SEED",
-                       help="train one run per seed (runs named <name>-s<seed>), one after the other")
+                       help="train one run per seed (runs named <name>-s<seed>), --n-jobs at a time")
+    parser.add_argument("--n-jobs", type=int_in(1, 1024), default=1,
+                        help="--seeds: runs at a time (worker processes or Ray CPUs; default 1)")
+    parser.add_argument("--backend", choices=BACKENDS, default="process", help="--seeds: process (default) or ray")
+    parser.add_argument("--ray-address", help="--backend ray: an existing Ray cluster (default: a local Ray)")
     parser.add_argument("--n-envs", type=int, help="override n_envs (parallel accounts)")
     parser.add_argument("--name", help="override the run name")
     parser.add_argument("--lagrangian", choices=("plain", "pid"),
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
+    if not args.seeds and (args.n_jobs != 1 or args.backend != "process" or args.ray_address):
+        raise ConfigError("--n-jobs, --backend and --ray-address apply to --seeds (several runs) only")
     if args.resume is None:
         prepare_out(args.out)
     try:
@@ -73,10 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 config = replace(config, lagrange=replace(config.lagrange, method=args.lagrangian))
             command = sys.argv if argv is None else ["train.py", *argv]
             if args.seeds:
-                if len(set(args.seeds)) != len(args.seeds):
-                    raise ConfigError(f"--seeds repeats a seed: {args.seeds}")
-                paths = [train(with_overrides(config, seed=s, name=f"{config.name}-s{s}"), runs_root=args.out,
-                               argv=command, progress=not args.no_progress) for s in args.seeds]
+                paths = train_seeds(config, args.seeds, runs_root=args.out, n_jobs=args.n_jobs, backend=args.backend,
+                                    ray_address=args.ray_address, argv=command, progress=not args.no_progress)
                 print(seed_table(paths))
                 for p in paths:
                     print(f"run folder: {p}")

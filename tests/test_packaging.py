@@ -42,7 +42,8 @@ def test_simulator_does_not_import_gymnasium() -> None:
 
 
 #: Files the code reads at run time: the wheel must carry each of them.
-DATA_FILES = ("agents/hyperparams/*.yaml", "scenarios/library/*.yaml", "simulator/data/*.yaml",
+DATA_FILES = ("agents/hyperparams/*.yaml", "agents/hyperparams/search/*.yaml", "scenarios/library/*.yaml",
+              "simulator/data/*.yaml",
               "simulator/data/*.csv", "simulator/data/*.txt")
 
 RUN_FROM_WHEEL = r"""
