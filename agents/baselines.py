@@ -40,7 +40,7 @@ from forecasters.features import average_true_range
 
 from agents.policies import AccountView, fraction_to_action
 from envs.data import EnvData
-from simulator.metrics import bars_per_year
+from agents.evaluation.metrics import bars_per_year
 
 
 
@@ -164,7 +164,7 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def infer_bars_per_year(index: np.ndarray, upto: int, trading_days: float = 260.0) -> float:
-    """:func:`simulator.metrics.bars_per_year` of ``index[: upto + 1]`` (int64 ns).
+    """:func:`agents.evaluation.metrics.bars_per_year` of ``index[: upto + 1]`` (int64 ns).
 
     Why only up to ``upto``: a baseline reads no timestamp after the bars it has seen; the
     warm-up bars (<= the first decision bar) already fix the bar frequency.

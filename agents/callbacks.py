@@ -21,7 +21,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from envs.fields import select
-from simulator.run_folder import atomic_write_text
+from simulator.common.run_folder import atomic_write_text
 
 STEP_KEYS = select("log_return", "costs", "turnover", "var_utilisation", "var_breach", "clipped", "margin_call",
                    "stopped_out", "drawdown", "cost", "equity", "band_holds")

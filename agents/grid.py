@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.hyperparams import TrainConfig
 from agents.training import train
-from simulator.errors import ConfigError
+from simulator.common.errors import ConfigError
 
 BACKENDS = ("process", "ray")
 RAY_MISSING = 'Ray is not installed — pip install -e ".[scale]" (or make setup) for --backend ray'
@@ -84,7 +84,7 @@ def train_seeds(config: TrainConfig, seeds: list[int], *, runs_root: str | Path,
         return [Path(p) for p in ray.get([task.remote(c, root, argv) for c in configs])]
     if n_jobs == 1 or len(configs) == 1:
         return [train(c, runs_root=root, argv=argv, progress=progress) for c in configs]
-    from agents.stress import worker_pool
+    from agents.evaluation.stress import worker_pool
 
     with worker_pool(min(n_jobs, len(configs))) as pool:
         futures = [pool.submit(_train_one, c, root, argv) for c in configs]

@@ -2,7 +2,7 @@
 
 Why one frozen tree: a run folder stores the resolved config and ``--resume`` rebuilds the
 exact run from it. YAML files under ``agents/hyperparams/`` are read strictly (unknown keys
-are errors naming the file and the key, see :func:`simulator.configuration.from_mapping`).
+are errors naming the file and the key, see :func:`simulator.common.configuration.from_mapping`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from agents.lagrangian import LAGRANGE_METHODS, PIDConfig
 from envs.config import EnvConfig
-from simulator.configuration import check_finite, from_mapping, load_yaml, to_mapping
-from simulator.errors import ConfigError
+from simulator.common.configuration import check_finite, from_mapping, load_yaml, to_mapping
+from simulator.common.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
@@ -28,7 +28,7 @@ class DataConfig:
     """Which market to train on and how it is split by date (train / validation / test).
 
     ``source``: ``sample`` (bundled EURUSD 2017 hourly), ``ecb`` (ECB daily reference rates
-    1999 onward for ``symbols``, see :mod:`simulator.ecb`), ``csv`` (``csv_path`` with
+    1999 onward for ``symbols``, see :mod:`simulator.data.ecb`), ``csv`` (``csv_path`` with
     ``csv_preset``: one file, or a mapping symbol → file, one per pair), ``synthetic`` (the
     G10-style generator: ``synthetic_config`` names a generator YAML — relative paths from the
     repository, e.g. ``simulator/data/synthetic_g10.yaml`` — or, when unset, typical parameters
@@ -54,7 +54,7 @@ class DataConfig:
     synthetic_config: str | None = None
     """Generator YAML for source synthetic (relative to the repository)."""
     planted_edge: dict[str, float | int | str] | None = None
-    """Settings of the planted-edge market (simulator.planted_edge.PlantedEdgeConfig keys; None: its defaults)."""
+    """Settings of the planted-edge market (simulator.synthetic.planted_edge.PlantedEdgeConfig keys; None: its defaults)."""
     csv_path: str | dict[str, str] | None = None
     """CSV file (relative to the repository or absolute), or a mapping symbol → file."""
     csv_preset: str = "generic"
@@ -73,8 +73,8 @@ class DataConfig:
     """Last date of the validation span (inclusive), e.g. 2017-12-31; the test span follows."""
 
     def planted_edge_config(self):
-        """The :class:`~simulator.planted_edge.PlantedEdgeConfig` of ``planted_edge`` (strict: unknown keys fail)."""
-        from simulator.planted_edge import PlantedEdgeConfig
+        """The :class:`~simulator.synthetic.planted_edge.PlantedEdgeConfig` of ``planted_edge`` (strict: unknown keys fail)."""
+        from simulator.synthetic.planted_edge import PlantedEdgeConfig
 
         return from_mapping(PlantedEdgeConfig, dict(self.planted_edge or {}), source="data.planted_edge")
 
@@ -96,7 +96,7 @@ class DataConfig:
                     and all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.csv_path.items()))):
             raise ValueError(f"data.csv_path must be a file path or a mapping symbol -> file, got {self.csv_path!r}")
         if isinstance(self.csv_path, dict):
-            from simulator.pairs import normalise_symbol
+            from simulator.data.pairs import normalise_symbol
 
             named = {normalise_symbol(k) for k in self.csv_path}
             wanted = {normalise_symbol(s) for s in self.symbols}

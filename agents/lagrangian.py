@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from simulator.configuration import check_finite
+from simulator.common.configuration import check_finite
 
 LAGRANGE_METHODS = ("plain", "pid")
 

@@ -7,7 +7,7 @@ tensors of ``policy.pth`` (and, to resume training, ``policy.optimizer.pth``) ar
 ``torch.load(..., weights_only=True)``, which refuses anything but tensors and plain containers.
 From ``data`` only the plain JSON shapes of the spaces are read; its serialised entries are never
 decoded. A file that is not such a model, or whose weights do not fit the config, is one clear
-:class:`~simulator.errors.ModelFileError` line.
+:class:`~simulator.common.errors.ModelFileError` line.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gymnasium import spaces
 
 from agents.hyperparams import TrainConfig
 from envs.core import OBS_BOUND
-from simulator.errors import ConfigError, ModelFileError
+from simulator.common.errors import ConfigError, ModelFileError
 
 
 def find_config(model_path: Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from simulator.run_folder import atomic_write_text
+from simulator.common.run_folder import atomic_write_text
 
 #: (glob relative to the root, label) in the order the page lists them.
 SECTIONS: tuple[tuple[str, str], ...] = (

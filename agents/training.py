@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from agents.callbacks import (PeriodicCallback, ProgressBarCallback, RestoreCallback, RolloutStartCallback,
                               TradingMetricsCallback, write_json)
-from agents.evaluation import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
+from agents.evaluation.rollout import ObservationNormaliser, TrainedPolicy, evaluation_config, run_policy
 from agents.hyperparams import REPO_ROOT, DataConfig, SelectionConfig, TrainConfig
 from agents.lagrangian import MultiplierState
 from agents.model_io import build_algorithm, load_model, load_weights, read_model_zip, set_policy_weights
@@ -45,12 +45,12 @@ from envs.data import EnvData, prepare_env_data
 from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.base import Split
 from forecasters.cache import ForecastCache
-from simulator.configuration import from_mapping, load_yaml, to_mapping
-from simulator.errors import ConfigError, ModelFileError
-from simulator.market import MarketData
-from simulator.metrics import bars_per_year
-from simulator.run_folder import RunFolder, atomic_write_text
-from simulator.sources import cut_to_dates, load_csv_files
+from simulator.common.configuration import from_mapping, load_yaml, to_mapping
+from simulator.common.errors import ConfigError, ModelFileError
+from simulator.data.market import MarketData
+from agents.evaluation.metrics import bars_per_year
+from simulator.common.run_folder import RunFolder, atomic_write_text
+from simulator.data.sources import cut_to_dates, load_csv_files
 
 CHECKPOINT_PREFIX = "step-"
 
@@ -62,16 +62,16 @@ def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketD
     ``account_currency`` lets the ECB source add the conversion rates the account needs.
     """
     if config.source == "sample":
-        from simulator.sample import load_sample
+        from simulator.data.sample import load_sample
 
         market = load_sample()
     elif config.source == "ecb":
-        from simulator.ecb import load_ecb
+        from simulator.data.ecb import load_ecb
 
         return load_ecb(list(config.symbols), start=config.start, end=config.end, account_currency=account_currency,
                         max_fill=config.max_fill)
     elif config.source == "synthetic":
-        from simulator.synthetic import SyntheticConfig, default_config, generate_market
+        from simulator.synthetic.generator import SyntheticConfig, default_config, generate_market
 
         rng = np.random.default_rng(config.data_seed)
         if config.synthetic_config is None:
@@ -81,7 +81,7 @@ def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketD
             synthetic = SyntheticConfig.from_yaml(path if path.is_absolute() else REPO_ROOT / path)
         market = generate_market(synthetic, config.n_bars, rng=rng).market
     elif config.source == "planted_edge":
-        from simulator.planted_edge import planted_edge_market
+        from simulator.synthetic.planted_edge import planted_edge_market
 
         market = planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed),
                                      config=config.planted_edge_config()).market
@@ -92,10 +92,10 @@ def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketD
 
 def load_csv_market(config: DataConfig) -> MarketData:
     """``data.csv_path`` as a market: one file (any preset, wide for several pairs) or one file per pair
-    (a mapping symbol → file, put on one clock by an inner join, see :func:`simulator.sources.load_csv_files`).
+    (a mapping symbol → file, put on one clock by an inner join, see :func:`simulator.data.sources.load_csv_files`).
     Relative paths are taken from the working directory, else from the repository.
     """
-    from simulator.csv_loader import preset
+    from simulator.data.csv_loader import preset
 
     fmt = preset(config.csv_preset)
     if config.csv_columns is not None:
@@ -109,7 +109,7 @@ def load_csv_market(config: DataConfig) -> MarketData:
         return p if p.is_absolute() or p.exists() else REPO_ROOT / p
 
     if isinstance(config.csv_path, dict):
-        from simulator.pairs import normalise_symbol
+        from simulator.data.pairs import normalise_symbol
 
         symbols = [normalise_symbol(s) for s in config.csv_path]
         return load_csv_files([resolve(p) for p in config.csv_path.values()], fmt, symbols, max_fill=config.max_fill)

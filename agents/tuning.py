@@ -31,9 +31,9 @@ import pandas as pd
 
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
 from agents.training import train
-from simulator.configuration import from_mapping, load_yaml, to_mapping
-from simulator.errors import ConfigError, FxRiskError
-from simulator.run_folder import RunFolder
+from simulator.common.configuration import from_mapping, load_yaml, to_mapping
+from simulator.common.errors import ConfigError, FxRiskError
+from simulator.common.run_folder import RunFolder
 
 SEARCH_DIR = HYPERPARAMS_DIR / "search"
 DEFAULT_SEARCH = SEARCH_DIR / "default.yaml"
@@ -512,7 +512,7 @@ def tune(config: TrainConfig, search: SearchConfig, *, out: str | Path = "runs",
     elif n_jobs == 1:
         _optimize(journal_path, study_name, objective, seed, target, timeout)
     else:
-        from agents.stress import worker_pool
+        from agents.evaluation.stress import worker_pool
 
         with worker_pool(n_jobs) as pool:
             futures = [pool.submit(_optimize, journal_path, study_name, objective,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from simulator.account import AccountConfig
-from simulator.configuration import check_finite, from_mapping, load_yaml
-from simulator.errors import ConfigError
-from simulator.execution import ExecutionConfig
-from simulator.financing import FinancingConfig
-from simulator.frequency import Duration, check_duration, to_bars
+from simulator.broker.account import AccountConfig
+from simulator.common.configuration import check_finite, from_mapping, load_yaml
+from simulator.common.errors import ConfigError
+from simulator.broker.execution import ExecutionConfig
+from simulator.broker.financing import FinancingConfig
+from simulator.data.frequency import Duration, check_duration, to_bars
 
 ACTION_MODES = ("exposure", "sizing", "residual", "direction")
 BASE_RULES = ("var_budget", "vol_target")
@@ -52,7 +52,7 @@ class EnvConfig:
       ``risk_aversion`` × squared return or × drawdown increase), times ``reward_scale``.
 
     Settings that mean time (:data:`DURATION_FIELDS`) take a number of bars or a duration in
-    trading time (``"1D"``, ``"6M"``, see :mod:`simulator.frequency`); the environment converts
+    trading time (``"1D"``, ``"6M"``, see :mod:`simulator.data.frequency`); the environment converts
     them with the market's bar length (:meth:`in_bars`), so the defaults cover the same
     calendar time on hourly and daily bars. Estimation windows never go below
     ``min_estimation_bars`` observations (a 99% quantile needs a few hundred).
@@ -122,7 +122,7 @@ class EnvConfig:
     default_liquidity: float | str = field(default="bis2022", metadata={"allow_inf": True})
     """Depth (base-currency units per bar) for markets without a liquidity field: a number (inf:
     unlimited, no impact), or "bis2022" — BIS 2022 turnover by pair spread over the day
-    (:mod:`simulator.depth`). Either way it is said in the environment data's notes."""
+    (:mod:`simulator.data.depth`). Either way it is said in the environment data's notes."""
     account: AccountConfig = field(default_factory=AccountConfig)
     """Money and margin rules (currency, starting equity, leverage cap, stop-out)."""
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)

@@ -17,8 +17,8 @@ import numpy as np
 from envs import step as kernel
 from envs.config import EnvConfig
 from envs.data import EnvData
-from simulator.frequency import HOURS_PER_UNIT
-from simulator.metrics import bars_per_year as metric_bars_per_year
+from simulator.data.frequency import HOURS_PER_UNIT
+from simulator.data.frequency import bars_per_year as metric_bars_per_year
 from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, INFO_KEYS, PAIR_OUTPUTS, RESET_INFO
 from envs.step import ACCOUNT_BOUND, OBS_BOUND, UTILISATION_CAP  # noqa: F401  (re-exported)
 

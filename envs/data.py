@@ -19,12 +19,12 @@ from forecasters.ewma import EwmaConfig, EwmaForecaster
 from forecasters.features import FeatureConfig, causal_standardise, compute_features, log_scale
 from forecasters.garch import GarchConfig, GarchForecaster
 from forecasters.var import fhs_var
-from simulator.account import quote_to_account
-from simulator.depth import with_default_depth
-from simulator.errors import DataError
-from simulator.financing import holding_days, rate_differentials
-from simulator.frequency import bar_hours, describe_bar
-from simulator.market import MarketData
+from simulator.broker.account import quote_to_account
+from simulator.data.depth import with_default_depth
+from simulator.common.errors import DataError
+from simulator.broker.financing import holding_days, rate_differentials
+from simulator.data.frequency import bar_hours, describe_bar
+from simulator.data.market import MarketData
 
 STANDARDISE_MIN_PERIODS = 100
 FEATURE_CLIP = 10.0  # standardised features are clipped to ±10 (a 10-sigma move stays visible)

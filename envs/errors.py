@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from simulator.errors import FxRiskError, InvalidCallError
+from simulator.common.errors import FxRiskError, InvalidCallError
 
 
 class ResetNeededError(InvalidCallError, gym.error.ResetNeeded):

@@ -21,7 +21,7 @@ from envs.core import ACCOUNT_FEATURES, OBS_BOUND, FxRiskCore, SingleAccount
 from envs.data import EnvData, prepare_env_data
 from envs.errors import InvalidActionError, ResetNeededError
 from forecasters.cache import ForecastCache
-from simulator.market import MarketData
+from simulator.data.market import MarketData
 
 
 def check_action(action: Any, space: spaces.Box, *, exact: bool = False) -> np.ndarray:
@@ -119,7 +119,7 @@ class FxRiskEnv(gym.Env):
     ``step`` before ``reset`` or after the end raises :class:`~envs.errors.ResetNeededError`.
 
     ## Arguments
-    ``market`` (:class:`~simulator.market.MarketData`, default the bundled EURUSD 2017 sample),
+    ``market`` (:class:`~simulator.data.market.MarketData`, default the bundled EURUSD 2017 sample),
     ``config`` (:class:`~envs.config.EnvConfig`; durations converted to this market's bars),
     ``data`` (prepared :class:`~envs.data.EnvData` instead of a market), ``cache`` (forecast
     cache).
@@ -138,7 +138,7 @@ class FxRiskEnv(gym.Env):
         self.config = config or EnvConfig()
         if data is None:
             if market is None:
-                from simulator.sample import load_sample
+                from simulator.data.sample import load_sample
 
                 market = load_sample()
             data = prepare_env_data(market, self.config, cache=cache)

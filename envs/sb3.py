@@ -38,7 +38,7 @@ from envs.errors import ResetNeededError
 from envs.fields import select
 from envs.vector import FxRiskVectorEnv, take_rows, validate_actions
 from forecasters.cache import ForecastCache
-from simulator.market import MarketData
+from simulator.data.market import MarketData
 
 #: Step diagnostics copied into each environment's info dict (floats; booleans as 0.0 / 1.0).
 INFO_KEYS = select("equity", "costs", "var_utilisation", "var_breach", "cost", "clipped", "margin_call",

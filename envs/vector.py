@@ -44,7 +44,7 @@ from envs.core import RESET_INFO, BatchState, FxRiskCore, OBS_BOUND
 from envs.data import EnvData, prepare_env_data
 from envs.errors import InvalidActionError, ResetNeededError
 from forecasters.cache import ForecastCache
-from simulator.market import MarketData
+from simulator.data.market import MarketData
 
 _STATE_FIELDS = tuple(f.name for f in fields(BatchState))
 _RESET_INFO = RESET_INFO
@@ -114,7 +114,7 @@ class FxRiskVectorEnv(gym.vector.VectorEnv):
         self.config = config or EnvConfig()
         if data is None:
             if market is None:
-                from simulator.sample import load_sample
+                from simulator.data.sample import load_sample
 
                 market = load_sample()
             data = prepare_env_data(market, self.config, cache=cache)

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.configuration import to_mapping
-from simulator.errors import ConfigError
-from simulator.market import MarketData
+from simulator.common.configuration import to_mapping
+from simulator.common.errors import ConfigError
+from simulator.data.market import MarketData
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from forecasters.base import Split, VolatilityForecaster, VolForecast
-from simulator.market import MarketData
-from simulator.run_folder import atomic_write_bytes
+from simulator.data.market import MarketData
+from simulator.common.run_folder import atomic_write_bytes
 
 logger = logging.getLogger("fxrisk.cache")
 

@@ -9,7 +9,7 @@ from scipy.signal import lfilter
 
 from forecasters.base import Split, VolatilityForecaster, VolForecast
 from forecasters.seasonality import deseasonalise
-from simulator.market import MarketData
+from simulator.data.market import MarketData
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,7 +44,7 @@ import pandas as pd
 from ta.momentum import RSIIndicator
 from ta.volatility import AverageTrueRange, BollingerBands
 
-from simulator.market import MarketData
+from simulator.data.market import MarketData
 
 FEATURE_GROUPS: tuple[str, ...] = (
     "log_return",

@@ -43,7 +43,7 @@ from scipy.signal import lfilter
 from forecasters import garch_kernels as K
 from forecasters.base import Split, VolatilityForecaster, VolForecast
 from forecasters.seasonality import deseasonalise
-from simulator.market import MarketData
+from simulator.data.market import MarketData
 
 VOL_MODELS = ("garch", "gjr", "egarch")
 DISTRIBUTIONS = ("normal", "t", "skewt")

@@ -66,8 +66,8 @@ from torch import nn
 
 from forecasters.base import Split, VolatilityForecaster, VolForecast
 from forecasters.features import GK_COEF, FeatureConfig, Standardisation, compute_features, log_scale
-from simulator.configuration import from_mapping, to_mapping
-from simulator.market import MarketData
+from simulator.common.configuration import from_mapping, to_mapping
+from simulator.data.market import MarketData
 
 FORMAT_VERSION = 2  # 2: residual quantiles of the training span saved with the model
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simulator.broker_settings import BrokerSettings
+from simulator.broker.settings import BrokerSettings
 from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario, WindowSpec
 from scenarios.transforms import (
@@ -24,9 +24,9 @@ from scenarios.transforms import (
     WindowedTransform,
     _EventTransform,
 )
-from simulator.errors import DataError
-from simulator.frequency import bar_hours
-from simulator.market import PRICE_FIELDS, MarketData
+from simulator.common.errors import DataError
+from simulator.data.frequency import bar_hours
+from simulator.data.market import PRICE_FIELDS, MarketData
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from simulator.configuration import from_mapping
-from simulator.errors import ConfigError, FxRiskError
+from simulator.common.configuration import from_mapping
+from simulator.common.errors import ConfigError, FxRiskError
 
 T = TypeVar("T")
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from simulator.broker_settings import BrokerSettings
+from simulator.broker.settings import BrokerSettings
 from scenarios.errors import Invalid, ScenarioError, build
 from scenarios.transforms import TRANSFORMS, Transform, WindowedTransform, transform_in_bars
-from simulator.configuration import load_yaml
-from simulator.errors import ConfigError
-from simulator.frequency import duration_hours, to_bars
+from simulator.common.configuration import load_yaml
+from simulator.common.errors import ConfigError
+from simulator.data.frequency import duration_hours, to_bars
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_DESCRIPTION = 120
@@ -48,7 +48,7 @@ def _optional_number(name: str, value: float | None, *, low: float, inclusive: b
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutionSettings:
-    """Overrides of :class:`simulator.execution.ExecutionConfig` (``None``: keep the run's value)."""
+    """Overrides of :class:`simulator.broker.execution.ExecutionConfig` (``None``: keep the run's value)."""
 
     spread_multiplier: float | None = None
     max_participation: float | None = None
@@ -66,7 +66,7 @@ class ExecutionSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class FinancingSettings:
-    """Overrides of :class:`simulator.financing.FinancingConfig`: ``rates`` (annual fractions by
+    """Overrides of :class:`simulator.broker.financing.FinancingConfig`: ``rates`` (annual fractions by
     currency) replace the named currencies only; ``markup`` replaces the broker markup."""
 
     rates: dict[str, float] | None = None
@@ -85,7 +85,7 @@ class FinancingSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class AccountSettings:
-    """Overrides of :class:`simulator.account.AccountConfig`."""
+    """Overrides of :class:`simulator.broker.account.AccountConfig`."""
 
     max_leverage: float | None = None
     margin_call_level: float | None = None

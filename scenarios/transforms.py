@@ -1,7 +1,7 @@
 """Market transforms of a stress scenario: frozen configs plus pure functions over bars.
 
 Every bar transform is a pure function ``(bars, window, ...) -> new bars``: it works on a
-copy of the ``(pair, field)`` bar frame of a :class:`~simulator.market.MarketData`, changes
+copy of the ``(pair, field)`` bar frame of a :class:`~simulator.data.market.MarketData`, changes
 only the named pairs, never touches bars before ``window[0]`` and keeps the bar schema
 valid (``high >= max(open, close)``, ``low <= min(open, close)``, prices > 0, spreads and
 liquidity positive wherever they were). Windows are bar positions ``[start, end)``.
@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from simulator.broker_settings import BrokerSettings
+from simulator.broker.settings import BrokerSettings
 from scenarios.errors import Invalid
-from simulator.errors import ConfigError
-from simulator.frequency import duration_hours, to_bars
-from simulator.market import MarketData
+from simulator.common.errors import ConfigError
+from simulator.data.frequency import duration_hours, to_bars
+from simulator.data.market import MarketData
 
 ALL = "all"
 CORRELATION_MODES = ("resample", "flip")
@@ -79,7 +79,7 @@ def _int_at_least(name: str, value: Any, low: int, hint: str) -> None:
 
 
 def _bars_at_least(name: str, value: Any, low: int, hint: str) -> None:
-    """A number of bars >= ``low``, or a trading-time duration such as ``"1W"`` (see simulator.frequency)."""
+    """A number of bars >= ``low``, or a trading-time duration such as ``"1W"`` (see simulator.data.frequency)."""
     if isinstance(value, str):
         try:
             duration_hours(value, key=name)

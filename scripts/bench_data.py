@@ -26,7 +26,7 @@ CHILD = r"""
 import json, resource, sys, time, tracemalloc
 sys.path.insert(0, {repo!r})
 import numpy as np
-from simulator.synthetic import SyntheticConfig, generate_market
+from simulator.synthetic.generator import SyntheticConfig, generate_market
 config = SyntheticConfig.from_yaml({config!r})
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 tracemalloc.start()
@@ -44,7 +44,7 @@ print(json.dumps(dict(seconds=seconds, peak_rss_mb=peak, baseline_rss_mb=baselin
 ECB_CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {repo!r})
-from simulator.ecb import load_ecb
+from simulator.data.ecb import load_ecb
 t0 = time.perf_counter()
 market = load_ecb({symbols!r})
 seconds = time.perf_counter() - t0

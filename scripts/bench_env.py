@@ -27,7 +27,7 @@ import gymnasium as gym  # noqa: E402
 import envs  # noqa: E402,F401  (registers FxRisk-v0)
 from envs.config import EnvConfig  # noqa: E402
 from envs.data import prepare_env_data  # noqa: E402
-from simulator.sample import load_sample  # noqa: E402
+from simulator.data.sample import load_sample  # noqa: E402
 
 
 def time_single(env: gym.Env, actions: np.ndarray, repeats: int) -> float:

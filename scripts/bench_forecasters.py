@@ -31,7 +31,7 @@ from forecasters.base import Split  # noqa: E402
 from forecasters.cache import ForecastCache, cached_forecast  # noqa: E402
 from forecasters.garch import GarchConfig, GarchForecaster, fit_window  # noqa: E402
 from forecasters.seasonality import deseasonalise  # noqa: E402
-from simulator.synthetic import default_config, generate_market  # noqa: E402
+from simulator.synthetic.generator import default_config, generate_market  # noqa: E402
 
 
 def main() -> int:
@@ -94,7 +94,7 @@ def main() -> int:
 
 def _daily_series(n: int) -> tuple[np.ndarray, str]:
     try:
-        from simulator.ecb import load_ecb
+        from simulator.data.ecb import load_ecb
 
         closes = load_ecb(["EURUSD"], account_currency=None, depth="infinite").bars[("EURUSD", "close")].to_numpy()
         return np.r_[np.nan, np.diff(np.log(closes))][: n], "ECB EURUSD"

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
-from agents.stress import PolicySpec, StressPlan, run_plan  # noqa: E402
+from agents.evaluation.stress import PolicySpec, StressPlan, run_plan  # noqa: E402
 
 MARKETS = {"sample": HYPERPARAMS_DIR / "ppo_default.yaml", "ecb": HYPERPARAMS_DIR / "ppo_ecb.yaml"}
 DEFAULT_SCENARIOS = ("baseline", "spread_x10", "vol_shock", "snb_2015", "covid_2020", "liquidity_gone")
@@ -41,7 +41,7 @@ def timed_run(plan: StressPlan, root: Path, fast: bool) -> tuple[float, float, o
     CPU time of this process is the figure to compare on a shared machine: wall time moves with
     whatever else runs there.
     """
-    from agents import stress
+    from agents.evaluation import stress
 
     stress._WORKER_CACHE.clear()  # nothing left from an earlier run (the market is reloaded too)
     os.environ["FXRISK_CACHE_DIR"] = str(root / "forecast-cache")

@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.report import ReportSettings, build_report  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
-from simulator.errors import ConfigError, DataError  # noqa: E402
+from agents.report.build import ReportSettings, build_report  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
 
 
 @guard

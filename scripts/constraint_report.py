@@ -2,7 +2,7 @@
 """How constrained PPO runs met their per-episode cost limit: λ's trajectory, training episode cost,
 validation stop-outs and time over the VaR limit — a Markdown table from finished run folders.
 
-Reads each run's ``metrics.yaml`` and ``config.yaml`` only (agents.training_curves.constraint_summary);
+Reads each run's ``metrics.yaml`` and ``config.yaml`` only (agents.report.training_curves.constraint_summary);
 the validation figures are the trainer's own periodic deterministic runs, never the test span.
 
 Examples:
@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.training_curves import constraint_summary  # noqa: E402
-from simulator.cli import ArgumentParser, guard  # noqa: E402
+from agents.report.training_curves import constraint_summary  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard  # noqa: E402
 
 COLUMNS = ("run", "method", "seed", "λ max", "λ final", "λ at updates 1/10/20/30/40/last", "train cost: first",
            "last quarter", "rollouts over limit (last quarter)", "val stop-outs", "val max time over limit",

@@ -28,14 +28,14 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simulator.calibration import calibrate  # noqa: E402
-from simulator.cli import ArgumentParser, finite_float, guard, prepare_out, seed_int  # noqa: E402
-from simulator.configuration import to_mapping  # noqa: E402
-from simulator.errors import ConfigError, DataError  # noqa: E402
-from simulator.market import MarketData  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
-from simulator.sources import add_source_arguments, load_from_arguments  # noqa: E402
-from simulator.synthetic import SyntheticConfig, generate_market  # noqa: E402
+from simulator.synthetic.calibration import calibrate  # noqa: E402
+from simulator.common.cli import ArgumentParser, finite_float, guard, prepare_out, seed_int  # noqa: E402
+from simulator.common.configuration import to_mapping  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
+from simulator.data.market import MarketData  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
+from simulator.data.sources import add_source_arguments, load_from_arguments  # noqa: E402
+from simulator.synthetic.generator import SyntheticConfig, generate_market  # noqa: E402
 
 G10_CONFIG = REPO / "simulator" / "data" / "synthetic_g10.yaml"
 

@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES, make_baseline  # noqa: E402
-from agents.evaluation import SeedEnsemble, evaluation_config, run_policy  # noqa: E402
+from agents.evaluation.rollout import SeedEnsemble, evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out  # noqa: E402
-from simulator.configuration import from_mapping, load_yaml  # noqa: E402
-from simulator.errors import ConfigError, DataError  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out  # noqa: E402
+from simulator.common.configuration import from_mapping, load_yaml  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
 
 
 def parse_params(items: list[str]) -> dict[str, int | float | str]:

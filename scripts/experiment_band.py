@@ -26,12 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import make_baseline  # noqa: E402
-from agents.evaluation import evaluation_config, run_policy  # noqa: E402
+from agents.evaluation.rollout import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import TrainConfig  # noqa: E402
 from agents.training import load_market, split_data  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out  # noqa: E402
-from simulator.configuration import from_mapping, load_yaml  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out  # noqa: E402
+from simulator.common.configuration import from_mapping, load_yaml  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
 
 CONFIG = REPO / "agents" / "hyperparams" / "ppo_ecb.yaml"
 MARKETS = (("EURUSD",), ("USDJPY",), ("GBPUSD",), ("EURCHF",), ("EURUSD", "USDJPY", "GBPUSD"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Learning is shown, not assumed: PPO against the rule-based baselines on a planted sizing edge.
 
-For each seed: a planted-edge market (simulator/planted_edge.py: trends in the calm regime,
+For each seed: a planted-edge market (simulator/synthetic/planted_edge.py: trends in the calm regime,
 mean reversion in the turbulent one, drawn with ``data_seed = seed``) is split by date
 60/20/20; PPO trains on the training span (agents/hyperparams/ppo_planted_edge.yaml, its
 best model chosen on the validation span), then — once, at the end — PPO and every
@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES, make_baseline  # noqa: E402
-from agents.evaluation import evaluation_config, run_policy  # noqa: E402
+from agents.evaluation.rollout import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from agents.training import load_trained_policy, train  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
-from simulator.metrics import bars_per_year  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
-from simulator.statistics import paired_sharpe_difference, sharpe_ci  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from agents.evaluation.metrics import bars_per_year  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
+from agents.evaluation.statistics import paired_sharpe_difference, sharpe_ci  # noqa: E402
 
 CONFIG = HYPERPARAMS_DIR / "ppo_planted_edge.yaml"
 REFERENCE = "fixed_fraction"

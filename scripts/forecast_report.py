@@ -44,11 +44,11 @@ from forecasters.var import (  # noqa: E402
     residual_quantile_var,
     student_t_var,
 )
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
-from simulator.errors import ConfigError, DataError  # noqa: E402
-from simulator.market import MarketData  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
-from simulator.sources import add_source_arguments, load_from_arguments  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
+from simulator.data.market import MarketData  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
+from simulator.data.sources import add_source_arguments, load_from_arguments  # noqa: E402
 
 TRAFFIC_LIGHT_BARS = 250
 

@@ -40,9 +40,9 @@ sys.path.insert(0, str(REPO))
 
 from agents.hyperparams import HYPERPARAMS_DIR  # noqa: E402
 from agents.run_index import write_index  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
-from simulator.configuration import load_yaml  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.common.configuration import load_yaml  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
 
 QUICK_SCENARIOS = ("baseline", "spread_x10", "snb_2015", "vol_shock")
 QUICK_MULTI_PAIR_SCENARIOS = ("baseline", "correlation_break", "gbp_flash_2016")

@@ -43,12 +43,12 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import load_market, make_split  # noqa: E402
-from agents.stress import BACKENDS, PolicySpec, StressPlan, pending_cells, require_ray, run_plan  # noqa: E402
+from agents.evaluation.stress import BACKENDS, PolicySpec, StressPlan, pending_cells, require_ray, run_plan  # noqa: E402
 from agents.training import load_trained_policy, resolve_model  # noqa: E402
-from simulator.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
-from simulator.configuration import from_mapping, load_yaml, to_mapping  # noqa: E402
-from simulator.errors import ConfigError, DataError  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+from simulator.common.configuration import from_mapping, load_yaml, to_mapping  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
 
 
 def _is_run(path: Path) -> bool:

@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO))
 from agents.grid import BACKENDS, train_seeds  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import resume, train, with_overrides  # noqa: E402
-from simulator.cli import ArgumentParser, guard, int_in, prepare_out, seed_int  # noqa: E402
-from simulator.errors import ConfigError, DataError  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, int_in, prepare_out, seed_int  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
 
 
 @guard
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def seed_table(paths: list[Path]) -> str:
     """Validation results of the seeds side by side: the kept checkpoint and its figures, per seed."""
-    from agents.training_curves import training_summary
+    from agents.report.training_curves import training_summary
 
     lines = ["seed  kept checkpoint          validation Sharpe  (final)"]
     for p in paths:

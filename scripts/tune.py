@@ -32,8 +32,8 @@ from agents.grid import BACKENDS  # noqa: E402
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
 from agents.training import with_overrides  # noqa: E402
 from agents.tuning import DEFAULT_SEARCH, PRUNERS, SAMPLERS, load_search, retrain, tune  # noqa: E402
-from simulator.cli import ArgumentParser, finite_float, guard, int_in, prepare_out, seed_int  # noqa: E402
-from simulator.errors import ConfigError  # noqa: E402
+from simulator.common.cli import ArgumentParser, finite_float, guard, int_in, prepare_out, seed_int  # noqa: E402
+from simulator.common.errors import ConfigError  # noqa: E402
 
 
 @guard

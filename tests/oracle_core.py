@@ -2,7 +2,7 @@
 
 Why: the step is written once and compiled (:mod:`envs.step`); this is the same rule set
 written a second way — whole-batch numpy arrays over the pure accounting functions of
-:mod:`simulator.engine` and :mod:`simulator.execution` — so tests can require both to give
+:mod:`simulator.broker.engine` and :mod:`simulator.broker.execution` — so tests can require both to give
 the same trajectories. Tests only: the library has one step.
 """
 
@@ -16,9 +16,9 @@ from envs.data import EnvData
 from envs.errors import STEP_PAST_DATA, ResetNeededError
 from envs.rewards import differential_sharpe, log_return, risk_penalty
 from envs.risk_limit import portfolio_var, shield_scale
-from simulator.account import used_margin
-from simulator.engine import BarData, step_accounts
-from simulator.execution import fill_caps
+from simulator.broker.account import used_margin
+from simulator.broker.engine import BarData, step_accounts
+from simulator.broker.execution import fill_caps
 
 
 class NumpyCore:

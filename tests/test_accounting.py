@@ -5,7 +5,7 @@ leverage cap, margin level, margin call and stop-out.
 Open positions keep their cash leg in the pair's quote currency (``quote_cash``); account cash moves only by
 financing, commissions and realised P&L (a flat position's quote leg converted at that bar's rate).
 
-Pure functions (``simulator.account``, ``simulator.engine``) under Hypothesis over random
+Pure functions (``simulator.broker.account``, ``simulator.broker.engine``) under Hypothesis over random
 values and random sequences of targets and bars, each against a hand-written oracle.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.account import (
+from simulator.broker.account import (
     AccountConfig,
     cap_gross_leverage,
     equity,
@@ -27,8 +27,8 @@ from simulator.account import (
     quote_to_account,
     used_margin,
 )
-from simulator.engine import BarData, step_accounts, update_average_price
-from simulator.execution import ExecutionConfig
+from simulator.broker.engine import BarData, step_accounts, update_average_price
+from simulator.broker.execution import ExecutionConfig
 
 SETTINGS = settings(max_examples=40, deadline=None)
 ZERO_COST = ExecutionConfig(commission_per_million=0.0, slippage_bps=0.0, impact_coefficient=0.0,

@@ -18,7 +18,7 @@ from agents.policies import AccountView
 from envs.config import EnvConfig
 from envs.core import BatchState, FxRiskCore
 from envs.data import prepare_env_data
-from simulator.synthetic import default_config, generate_market
+from simulator.synthetic.generator import default_config, generate_market
 
 CFG = EnvConfig(vol_model="ewma", var_window=200, episode_bars=300, var_mode="cost")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.csv_loader import CsvFormat, load_csv, preset
-from simulator.errors import DataError
+from simulator.data.csv_loader import CsvFormat, load_csv, preset
+from simulator.common.errors import DataError
 
 DUKA_HEADER = "Gmt time,Open,High,Low,Close,Volume\n"
 DUKA_ROW1 = "02.01.2017 00:00:00.000,1.0500,1.0600,1.0400,1.0550,100\n"

@@ -236,7 +236,7 @@ def test_a_x100_jump_is_noted_and_data_summary_names_the_file(tmp_path, capsys, 
     out = capsys.readouterr().out
     if rc == 2:
         assert len(lines) == 1 and "jump.csv" in lines[0]
-    from simulator.csv_loader import load_csv
+    from simulator.data.csv_loader import load_csv
 
     market = load_csv(csv, fmt="generic", fixed_spread_pips=1.0)
     assert any("jump x100" in note and "line 1502" in note for note in market.notes)
@@ -246,8 +246,8 @@ def test_a_x100_jump_is_noted_and_data_summary_names_the_file(tmp_path, capsys, 
 def test_mixed_naive_and_aware_timestamps_are_refused(tmp_path) -> None:
     import dataclasses
 
-    from simulator.csv_loader import load_csv, preset
-    from simulator.errors import DataError
+    from simulator.data.csv_loader import load_csv, preset
+    from simulator.common.errors import DataError
 
     path = tmp_path / "mixed.csv"
     path.write_text("time,open,high,low,close\n2017-01-02 00:00+00:00,1.1,1.2,1.0,1.1\n"

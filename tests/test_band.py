@@ -17,7 +17,7 @@ from envs.config import EnvConfig
 from envs.data import prepare_env_data
 from envs.fx_env import FxRiskEnv
 from envs.vector import FxRiskVectorEnv
-from simulator.synthetic import default_config, generate_market
+from simulator.synthetic.generator import default_config, generate_market
 
 CFG = EnvConfig(vol_model="ewma", var_window=200, episode_bars=300, var_mode="cost")
 

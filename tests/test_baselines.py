@@ -13,7 +13,7 @@ from envs.config import EnvConfig
 from envs.core import BatchState, FxRiskCore, var_budget_fraction
 from envs.data import EnvData, prepare_env_data
 from forecasters.cache import ForecastCache
-from simulator.synthetic import default_config, generate_market
+from simulator.synthetic.generator import default_config, generate_market
 
 CFG = EnvConfig(vol_model="ewma", var_window=200)
 SIZING = replace(CFG, action_mode="sizing")

@@ -10,7 +10,7 @@ import pytest
 
 from forecasters.cache import ForecastCache, cached_forecast
 from forecasters.ewma import EwmaForecaster
-from simulator.synthetic import default_config, generate_market
+from simulator.synthetic.generator import default_config, generate_market
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.cleaning import CleaningConfig, CleaningReport, clean_bars
-from simulator.csv_loader import load_csv
-from simulator.errors import DataError
+from simulator.data.cleaning import CleaningConfig, CleaningReport, clean_bars
+from simulator.data.csv_loader import load_csv
+from simulator.common.errors import DataError
 
 NOTHING = CleaningConfig(drop_duplicates=False, sort=False, fill_gaps_up_to_bars=0, outlier_z=None,
                          drop_invalid_rows=False)

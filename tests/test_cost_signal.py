@@ -12,7 +12,7 @@ import pytest
 
 from envs.config import EnvConfig
 from envs.fx_env import FxRiskEnv
-from simulator.sample import load_sample
+from simulator.data.sample import load_sample
 
 
 @pytest.fixture(scope="module")

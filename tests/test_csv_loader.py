@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.cleaning import CleaningConfig
-from simulator.csv_loader import PRESETS, CsvFormat, load_csv, preset
-from simulator.market import MarketData
-from simulator.spread_model import SpreadModel
+from simulator.data.cleaning import CleaningConfig
+from simulator.data.csv_loader import PRESETS, CsvFormat, load_csv, preset
+from simulator.data.market import MarketData
+from simulator.data.spread_model import SpreadModel
 
 PIP = 1e-4
 
@@ -221,7 +221,7 @@ def test_cleaning_notes_reach_market(tmp_path: Path) -> None:
 
 def test_bundled_sample_loads_with_dukascopy_preset() -> None:
     # Arrange
-    from simulator.sample import SAMPLE_PATH
+    from simulator.data.sample import SAMPLE_PATH
     # Act
     market = load_csv(SAMPLE_PATH, fmt="dukascopy")
     # Assert

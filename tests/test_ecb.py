@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.account import quote_to_account
-from simulator.ecb import available_currencies, conversion_symbols, ecb_rates, load_ecb
-from simulator.errors import DataError
+from simulator.broker.account import quote_to_account
+from simulator.data.ecb import available_currencies, conversion_symbols, ecb_rates, load_ecb
+from simulator.common.errors import DataError
 
 
 def test_four_majors_from_1999_with_more_than_6000_daily_bars() -> None:

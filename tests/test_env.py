@@ -24,8 +24,8 @@ from envs.config import EnvConfig
 from envs.data import EnvData, prepare_env_data
 from envs.fx_env import FxRiskEnv
 from forecasters.cache import ForecastCache
-from simulator.market import PRICE_FIELDS, MarketData
-from simulator.synthetic import default_config, generate_market
+from simulator.data.market import PRICE_FIELDS, MarketData
+from simulator.synthetic.generator import default_config, generate_market
 from tests.conftest import change_future
 from tests.oracle_core import OracleEnv
 
@@ -560,8 +560,8 @@ def test_a_crash_under_full_leverage_stops_the_account_out(get_data, cache, n_pa
 ])
 def test_a_long_usdjpy_position_earns_the_usdjpy_move_in_a_usd_account(get_data, symbols, kind):
     # Arrange: no trading costs, no financing, so the equity change is the price P&L
-    from simulator.execution import ExecutionConfig
-    from simulator.financing import FinancingConfig
+    from simulator.broker.execution import ExecutionConfig
+    from simulator.broker.financing import FinancingConfig
 
     n_pairs, j = len(symbols), symbols.index("USDJPY")
     config = dataclasses.replace(

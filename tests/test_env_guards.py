@@ -17,8 +17,8 @@ from envs.fx_env import FxRiskEnv
 from envs.sb3 import FxRiskSB3VecEnv
 from envs.step import C_CASH
 from envs.vector import FxRiskVectorEnv
-from simulator.errors import FxRiskError, InvalidCallError
-from simulator.synthetic import default_config, generate_market
+from simulator.common.errors import FxRiskError, InvalidCallError
+from simulator.synthetic.generator import default_config, generate_market
 from tests.oracle_core import NumpyCore
 
 
@@ -117,8 +117,8 @@ def test_a_bad_action_is_our_error_and_gymnasiums_invalid_action() -> None:
     from envs.config import EnvConfig
     from envs.errors import InvalidActionError
     from envs.fx_env import FxRiskEnv
-    from simulator.errors import FxRiskError
-    from simulator.sample import load_sample
+    from simulator.common.errors import FxRiskError
+    from simulator.data.sample import load_sample
 
     env = FxRiskEnv(load_sample(), EnvConfig(vol_model="ewma", var_window=200))
     env.reset(seed=0)

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from agents.baselines import BASELINES, make_baseline
-from agents.evaluation import run_policies, run_policy
+from agents.evaluation.rollout import run_policies, run_policy
 from envs.config import EnvConfig
 from envs.data import EnvData, prepare_env_data
 from forecasters.cache import ForecastCache
-from simulator.synthetic import default_config, generate_market
+from simulator.synthetic.generator import default_config, generate_market
 
 CFG = EnvConfig(vol_model="ewma", var_window=200, var_mode="penalty")
 ACTIVE = {"fractional_kelly": dict(halflife=20.0, min_periods=10)}

@@ -1,6 +1,6 @@
 """Execution and financing: fills at bid/ask, costs >= 0, partial fills, square-root impact, swaps.
 
-Pure functions (``simulator.execution``, ``simulator.financing``) under Hypothesis over
+Pure functions (``simulator.broker.execution``, ``simulator.broker.financing``) under Hypothesis over
 random orders and bars, each property checked against a naive per-element oracle.
 """
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.execution import ExecutionConfig, execute, fill_caps
-from simulator.financing import FinancingConfig, financing, holding_days, rate_differentials
+from simulator.broker.execution import ExecutionConfig, execute, fill_caps
+from simulator.broker.financing import FinancingConfig, financing, holding_days, rate_differentials
 from tests.conftest import make_bars
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -296,8 +296,8 @@ def test_financing_config_validates():
 
 
 def test_holding_days_counts_calendar_time_and_the_weekend():
-    from simulator.market import MarketData
-    from simulator.pairs import pair_spec
+    from simulator.data.market import MarketData
+    from simulator.data.pairs import pair_spec
 
     # Friday 20:00, 21:00 then Sunday 22:00 UTC: the weekend bar holds 49 hours
     bars = make_bars(3)

@@ -18,8 +18,8 @@ from forecasters.features import (
     compute_features,
     log_scale,
 )
-from simulator.market import MarketData
-from simulator.synthetic import default_config, generate_market
+from simulator.data.market import MarketData
+from simulator.synthetic.generator import default_config, generate_market
 from tests.conftest import change_future
 
 N_BARS = 1_500

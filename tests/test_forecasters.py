@@ -20,8 +20,8 @@ from forecasters.garch import (
     walk_forward,
 )
 from forecasters.seasonality import causal_hourly_profile
-from simulator.market import MarketData
-from simulator.synthetic import default_config, generate_market
+from simulator.data.market import MarketData
+from simulator.synthetic.generator import default_config, generate_market
 from tests.conftest import change_future, simulate_garch_t
 
 
@@ -268,7 +268,7 @@ def test_daily_walk_forward_agrees_with_an_independent_arch_walk_forward() -> No
     """Day by day on real ECB EURUSD fixes: our warm-started compiled fits vs arch fitted cold each day."""
     import warnings
 
-    from simulator.ecb import load_ecb
+    from simulator.data.ecb import load_ecb
 
     market = load_ecb(["EURUSD"], end="2001-06-30", account_currency=None, depth="infinite")
     closes = market.bars[("EURUSD", "close")].to_numpy()

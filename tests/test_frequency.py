@@ -11,13 +11,13 @@ import pytest
 from envs.config import DURATION_FIELDS, EnvConfig
 from envs.data import prepare_env_data, volatility_forecaster
 from envs.fx_env import FxRiskEnv
-from simulator.close_only import ohlc_from_close
-from simulator.errors import ConfigError
-from simulator.frequency import bar_hours, check_duration, duration_hours, to_bars
-from simulator.market import MarketData
-from simulator.pairs import pair_spec
-from simulator.spread_model import SpreadModel
-from simulator.synthetic import default_config, generate_market
+from simulator.data.close_only import ohlc_from_close
+from simulator.common.errors import ConfigError
+from simulator.data.frequency import bar_hours, check_duration, duration_hours, to_bars
+from simulator.data.market import MarketData
+from simulator.data.pairs import pair_spec
+from simulator.data.spread_model import SpreadModel
+from simulator.synthetic.generator import default_config, generate_market
 
 
 @pytest.mark.parametrize(("text", "hours"), [("36h", 36.0), ("1D", 24.0), ("2W", 240.0), ("1M", 504.0),

@@ -21,8 +21,8 @@ from pathlib import Path
 from envs import step as kernel
 from envs.core import ACCOUNT_BOUND, UTILISATION_CAP, BatchState, FxRiskCore
 from envs.data import prepare_env_data
-from simulator.account import AccountConfig
-from simulator.synthetic import default_config, generate_market
+from simulator.broker.account import AccountConfig
+from simulator.synthetic.generator import default_config, generate_market
 from tests.oracle_core import NumpyCore
 
 BAND_KEYS = {"band_holds", "small_orders"}
@@ -58,7 +58,7 @@ def test_numba_core_matches_numpy_core(market, name) -> None:
     if name == "variance-penalty-illiquid":
         market = market.select(list(market.symbols))
         bars = market.bars.drop(columns=[c for c in market.bars.columns if c[1] == "liquidity"])
-        from simulator.market import MarketData
+        from simulator.data.market import MarketData
 
         market = MarketData(bars=bars, pairs=market.pairs, source="no liquidity")
     config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=150, **kwargs)

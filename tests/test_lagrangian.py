@@ -15,8 +15,8 @@ from agents.hyperparams import HYPERPARAMS_DIR, LagrangeConfig, TrainConfig
 from agents.lagrangian import (MultiplierState, PIDConfig, combined_advantage, initial_state, pid_update,
                                plain_update)
 from agents.training import Trainer, load_market, split_data
-from simulator.errors import ConfigError
-from simulator.run_folder import RunFolder
+from simulator.common.errors import ConfigError
+from simulator.common.run_folder import RunFolder
 from tests.conftest import load_script
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.errors import DataError
-from simulator.market import MarketData, validate_bars
-from simulator.pairs import pair_spec
+from simulator.common.errors import DataError
+from simulator.data.market import MarketData, validate_bars
+from simulator.data.pairs import pair_spec
 from tests.conftest import make_bars
 
 

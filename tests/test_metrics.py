@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from simulator import metrics as m
+from agents.evaluation import metrics as m
 
 BPY = 6240.0  # hourly FX bars, 260 days x 24 h
 

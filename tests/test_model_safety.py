@@ -18,7 +18,7 @@ from gymnasium import spaces
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
 from agents.model_io import build_algorithm, load_model
 from agents.training import load_trained_policy
-from simulator.errors import FxRiskError, ModelFileError
+from simulator.common.errors import FxRiskError, ModelFileError
 from tests.conftest import load_script
 
 

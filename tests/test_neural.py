@@ -12,8 +12,8 @@ import torch
 
 from forecasters.base import Split, VolForecast
 from forecasters.neural import RecurrentVolConfig, RecurrentVolForecaster, variance_proxy
-from simulator.market import MarketData
-from simulator.synthetic import default_config, generate_market
+from simulator.data.market import MarketData
+from simulator.synthetic.generator import default_config, generate_market
 from tests.conftest import change_future
 
 N_BARS = 3_000

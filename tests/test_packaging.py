@@ -36,7 +36,7 @@ def test_pyproject_lists_packages_explicitly_and_is_private() -> None:
 
 
 def test_simulator_does_not_import_gymnasium() -> None:
-    for path in (REPO / "simulator").glob("*.py"):
+    for path in (REPO / "simulator").rglob("*.py"):
         text = path.read_text()
         assert "import gymnasium" not in text and "from gymnasium" not in text, path
 
@@ -54,7 +54,7 @@ assert envs.__file__.startswith(sys.argv[1]), envs.__file__
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig
 from envs.config import EnvConfig
 from scenarios import list_scenarios
-from simulator.sample import load_sample
+from simulator.data.sample import load_sample
 TrainConfig.from_yaml(DEFAULT_CONFIG)
 env = gym.make("FxRisk-v0", market=load_sample(), config=EnvConfig(vol_model="ewma", var_window=200))
 env.reset(seed=0)
@@ -94,3 +94,15 @@ def test_scenarios_import_nothing_from_envs() -> None:
     for path in (REPO / "scenarios").glob("*.py"):
         text = path.read_text()
         assert "from envs" not in text and "import envs" not in text, path
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [("simulator", ("envs", "agents", "scenarios", "forecasters")),
+                                                    ("forecasters", ("envs", "agents", "scenarios")),
+                                                    ("envs", ("agents",))])
+def test_the_data_flow_runs_one_way(package, forbidden) -> None:
+    """simulator -> forecasters -> scenarios -> envs -> agents: no module imports from further down the flow."""
+    for path in (REPO / package).rglob("*.py"):
+        text = path.read_text()
+        for name in forbidden:
+            assert f"from {name}." not in text and f"from {name} import" not in text and f"import {name}." not in text, \
+                (path, name)

@@ -11,8 +11,8 @@ import pytest
 from envs.config import EnvConfig
 from envs.data import momentum_signal, prepare_env_data
 from forecasters.cache import ForecastCache
-from simulator.market import MarketData
-from simulator.planted_edge import PlantedEdgeConfig, PlantedEdgeMarket, drift_path, planted_edge_market
+from simulator.data.market import MarketData
+from simulator.synthetic.planted_edge import PlantedEdgeConfig, PlantedEdgeMarket, drift_path, planted_edge_market
 
 N_BARS = 20_000
 LOOKBACK = 24  # the env's default signal_lookback
@@ -172,7 +172,7 @@ def test_bad_config_values_are_rejected(field: str, value: object) -> None:
 def test_the_planted_edge_settings_come_from_the_data_section_strictly():
     from agents.hyperparams import DataConfig
     from agents.training import load_market
-    from simulator.errors import ConfigError
+    from simulator.common.errors import ConfigError
 
     weak = DataConfig(source="planted_edge", n_bars=1000, planted_edge={"trend_drift": 0.034, "turbulent_drift": 0.0})
     assert weak.planted_edge_config().trend_drift == 0.034

@@ -12,10 +12,10 @@ import yaml
 from agents.hyperparams import DataConfig, TrainConfig
 from agents.training import load_market, make_split
 from forecasters.base import Split
-from simulator.configuration import from_mapping
-from simulator.csv_loader import load_csv
-from simulator.ecb import ecb_rates, load_ecb
-from simulator.errors import ConfigError, DataError
+from simulator.common.configuration import from_mapping
+from simulator.data.csv_loader import load_csv
+from simulator.data.ecb import ecb_rates, load_ecb
+from simulator.common.errors import ConfigError, DataError
 from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]

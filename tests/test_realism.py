@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.calibration import calibrate, hourly_volatility_profile
-from simulator.sample import load_sample
-from simulator.synthetic import generate_market
+from simulator.synthetic.calibration import calibrate, hourly_volatility_profile
+from simulator.data.sample import load_sample
+from simulator.synthetic.generator import generate_market
 
 YEARS = 4
 

@@ -1,7 +1,7 @@
-"""The stress-test comparison report (agents/report.py, scripts/compare.py) on a synthetic run folder.
+"""The stress-test comparison report (agents/report/build.py, scripts/compare.py) on a synthetic run folder.
 
 The fixture writes what scripts/stress_test.py writes: results.csv (metrics from
-simulator.metrics.summarise, so the numbers are self-consistent) and per-step cells, for three
+agents.evaluation.metrics.summarise, so the numbers are self-consistent) and per-step cells, for three
 policies (one agent with a planted edge), three scenarios (test data and two stressed ones)
 and three seeds of 200 bars. Every policy sees the same market shocks per (scenario, seed), so
 the paired test has something to pair.
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.report import (
+from agents.report.build import (
     CellStore,
     ReportSettings,
     aligned_returns,
@@ -32,8 +32,8 @@ from agents.report import (
     rank_policies,
     verdict,
 )
-from simulator.errors import DataError
-from simulator.metrics import summarise
+from simulator.common.errors import DataError
+from agents.evaluation.metrics import summarise
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "compare.py"

@@ -1,4 +1,4 @@
-"""The interactive report (agents/report_interactive.py) and the plot fixes the static one shares with it.
+"""The interactive report (agents/report/interactive.py) and the plot fixes the static one shares with it.
 
 The run folder is tests/test_report.py's synthetic stress run plus a ``flat`` baseline that never
 trades (it ranks first: it passes every risk test) and a plan naming the account currency. The
@@ -19,16 +19,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.report import build_report, plot_heatmap
-from agents.report_interactive import InteractiveInputs, figure_heatmap
-from agents.report_style import (
+from agents.report.build import build_report, plot_heatmap
+from agents.report.interactive import InteractiveInputs, figure_heatmap
+from agents.report.style import (
     account_units,
     diverging_limits,
     policy_styles,
     robust_limits,
     visible_window,
 )
-from simulator.metrics import summarise
+from agents.evaluation.metrics import summarise
 from tests.test_report import BPY, SCENARIOS, SEEDS, SETTINGS, START_EQUITY, make_run
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.csv_loader import load_csv, preset
-from simulator.market import MarketData
-from simulator.sample import SAMPLE_ORIGIN, SAMPLE_PATH, load_sample
-from simulator.spread_model import SpreadModel
+from simulator.data.csv_loader import load_csv, preset
+from simulator.data.market import MarketData
+from simulator.data.sample import SAMPLE_ORIGIN, SAMPLE_PATH, load_sample
+from simulator.data.spread_model import SpreadModel
 
 
 @pytest.fixture(scope="module")

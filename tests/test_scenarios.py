@@ -14,7 +14,7 @@ import pytest
 
 import scenarios
 from agents.baselines import make_baseline
-from agents.evaluation import evaluation_config, run_policy
+from agents.evaluation.rollout import evaluation_config, run_policy
 from envs.config import EnvConfig
 from envs.data import prepare_env_data
 from forecasters.cache import ForecastCache
@@ -29,9 +29,9 @@ from scenarios import (
     load_scenario,
 )
 from scenarios.transforms import WindowedTransform
-from simulator.account import AccountConfig
-from simulator.market import MarketData
-from simulator.synthetic import default_config, generate_market
+from simulator.broker.account import AccountConfig
+from simulator.data.market import MarketData
+from simulator.synthetic.generator import default_config, generate_market
 
 N_BARS = 2000
 SPAN = (1000, 2000)

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 from scipy.signal import lfilter
 
-from simulator import statistics as s
-from simulator.metrics import sharpe_ratio
+from agents.evaluation import statistics as s
+from agents.evaluation.metrics import sharpe_ratio
 
 EULER_GAMMA = 0.5772156649015329
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARENT = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from agents.stress import worker_pool
+from agents.evaluation.stress import worker_pool
 pool = worker_pool(2)
 futures = [pool.submit(time.sleep, 120) for _ in range(2)]
 time.sleep(1.0)

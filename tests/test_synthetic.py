@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.stats import kendalltau
 
-from simulator.errors import ConfigError
-from simulator.synthetic import (
+from simulator.common.errors import ConfigError
+from simulator.synthetic.generator import (
     JumpConfig,
     PairProcess,
     RegimeConfig,

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import yaml
 
-from agents.evaluation import evaluation_config, run_policy
+from agents.evaluation.rollout import evaluation_config, run_policy
 from agents.hyperparams import DEFAULT_CONFIG, HYPERPARAMS_DIR, DataConfig, LagrangeConfig, TrainConfig
 from agents.training import Trainer, load_market, load_trained_policy, split_data
 from envs.config import EnvConfig
 from envs.data import prepare_env_data
 from envs.sb3 import FxRiskSB3VecEnv
 from forecasters.cache import ForecastCache
-from simulator.errors import ConfigError
-from simulator.run_folder import RunFolder
+from simulator.common.errors import ConfigError
+from simulator.common.run_folder import RunFolder
 from tests.conftest import change_future, load_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -280,7 +280,7 @@ def test_selection_never_keeps_a_ruined_or_limit_breaking_checkpoint(scores, bud
 def test_a_run_with_no_eligible_checkpoint_has_no_best_model_and_says_why(tmp_path) -> None:
     from agents.hyperparams import SelectionConfig
     from agents.training import resolve_model, train
-    from simulator.errors import ModelFileError
+    from simulator.common.errors import ModelFileError
 
     base = TrainConfig.from_yaml(HYPERPARAMS_DIR / "ppo_planted_edge.yaml")
     cfg = replace(base, n_envs=4, total_timesteps=512, eval_every=256, checkpoint_every=512,
@@ -305,7 +305,7 @@ class _Constant:
 
 
 def test_seed_ensemble_acts_with_the_median_action() -> None:
-    from agents.evaluation import SeedEnsemble
+    from agents.evaluation.rollout import SeedEnsemble
 
     ensemble = SeedEnsemble([_Constant(v) for v in (-0.5, 0.9, 0.1)])
     action, state = ensemble.predict(np.zeros((3, 4), dtype=np.float32))

@@ -18,8 +18,8 @@ from agents.grid import RAY_MISSING, require_ray, train_seeds
 from agents.hyperparams import HYPERPARAMS_DIR, SelectionConfig, TrainConfig
 from agents.tuning import (DEFAULT_SEARCH, NO_ELIGIBLE_VALUE, SEARCH_DIR, SearchConfig, _Objective, check_space,
                            load_search, open_study, retrain, tune)
-from simulator.configuration import from_mapping
-from simulator.errors import ConfigError
+from simulator.common.configuration import from_mapping
+from simulator.common.errors import ConfigError
 from tests.conftest import load_script
 
 SPACE = {"ppo.learning_rate": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},

@@ -19,8 +19,8 @@ from envs.data import prepare_env_data
 from envs.fx_env import FxRiskEnv
 from envs.sb3 import INFO_KEYS, FxRiskSB3VecEnv
 from envs.vector import FxRiskVectorEnv
-from simulator.account import AccountConfig
-from simulator.synthetic import default_config, generate_market
+from simulator.broker.account import AccountConfig
+from simulator.synthetic.generator import default_config, generate_market
 
 CONFIG = EnvConfig(vol_model="ewma", episode_bars=64, var_window=200)
 # Stop-outs come often: episodes end at different steps (terminated, not only truncated).

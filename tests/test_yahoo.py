@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import simulator.yahoo as yahoo
-from simulator.errors import DataError
-from simulator.market import MarketData
-from simulator.spread_model import SpreadModel
-from simulator.yahoo import load_yfinance, yahoo_cache_path
+import simulator.data.yahoo as yahoo
+from simulator.common.errors import DataError
+from simulator.data.market import MarketData
+from simulator.data.spread_model import SpreadModel
+from simulator.data.yahoo import load_yfinance, yahoo_cache_path
 
 SYMBOL = "EURUSD=X"
 
@@ -89,7 +89,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, no_network: list) -> FakeDownloader:
-    """``simulator.yahoo._download`` replaced by a fake returning a good hourly frame."""
+    """``simulator.data.yahoo._download`` replaced by a fake returning a good hourly frame."""
     dl = FakeDownloader(yf_frame())
     monkeypatch.setattr(yahoo, "_download", dl)
     return dl

@@ -1,0 +1,310 @@
+"""Run any policy through the environment core and record every step.
+
+Why here and not in a script: training (validation), ``scripts/evaluate.py`` and the stress
+tests must score trained agents and baselines with one loop, on the same bars, the same
+way. The loop drives :class:`~envs.core.FxRiskCore` directly (the arrays of
+``FxRisk-v0``, no Gymnasium overhead) for a batch of accounts, calls
+``policy.predict(observation)`` each bar and stores the step diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agents.policies import AccountView, Policy, fraction_to_action
+from envs.config import EnvConfig
+from envs.core import BatchState, FxRiskCore
+from envs.data import EnvData
+from envs.fields import FLAG_INFO, SCALAR_INFO
+from agents.evaluation.metrics import bars_per_year, summarise
+
+#: Step diagnostics kept per step: every per-account value the step reports (envs.fields).
+SCALAR_RECORDS = SCALAR_INFO
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationResult:
+    """Per-step records (one row per account and step) and one summary row per account."""
+
+    records: pd.DataFrame
+    summary: pd.DataFrame
+
+
+class ObservationNormaliser:
+    """SB3 ``VecNormalize`` observation statistics, frozen (evaluation never updates them)."""
+
+    def __init__(self, mean: np.ndarray, var: np.ndarray, clip_obs: float, epsilon: float) -> None:
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.sqrt(np.asarray(var, dtype=np.float64) + epsilon)
+        self.clip_obs = float(clip_obs)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip((obs - self.mean) / self.std, -self.clip_obs, self.clip_obs).astype(np.float32)
+
+
+class TrainedPolicy:
+    """A stable-baselines3 model plus the observation normalisation it was trained with."""
+
+    def __init__(self, model: Any, normaliser: ObservationNormaliser | None = None, name: str = "ppo") -> None:
+        self.model = model
+        self.normaliser = normaliser
+        self.name = name
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        obs = self.normaliser(observation) if self.normaliser is not None else observation
+        return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+class SeedEnsemble:
+    """Several trained policies (one per training seed) acting as one: the median of their actions.
+
+    Why: one training seed is one draw of an unstable optimiser; the median action of a few seeds
+    is a cheap, robust policy to compare with the rules (and with each seed alone). Recurrent
+    policies keep one state each.
+    """
+
+    def __init__(self, members: list[TrainedPolicy], name: str = "ensemble") -> None:
+        if not members:
+            raise ValueError("a seed ensemble needs at least one trained policy")
+        self.members = members
+        self.name = name
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        states = state if state is not None else [None] * len(self.members)
+        actions, new_states = [], []
+        for member, member_state in zip(self.members, states, strict=True):
+            action, next_state = member.predict(observation, state=member_state, episode_start=episode_start,
+                                                deterministic=deterministic)
+            actions.append(np.asarray(action, dtype=np.float64))
+            new_states.append(next_state)
+        median = np.median(np.stack(actions), axis=0).astype(np.float32)
+        return median, (new_states if any(s is not None for s in new_states) else None)
+
+
+def evaluation_config(config: EnvConfig) -> EnvConfig:
+    """The env config for evaluation: one episode over the whole span (no random starts)."""
+    return replace(config, episode_bars=None)
+
+
+def run_policy(policy: Policy, data: EnvData, config: EnvConfig, *, n_accounts: int = 1,
+               starts: np.ndarray | None = None, deterministic: bool = True, label: str | None = None,
+               max_steps: int | None = None) -> EvaluationResult:
+    """Run ``policy`` for ``n_accounts`` accounts from ``starts`` (default: the span's first bar).
+
+    Each account runs until stopped out or to the end of its episode (``config.episode_bars``
+    bars, or the rest of the span when ``None``). Rule-based policies are bound to the
+    accounts first (``bind``); SB3 models get the observation only. Returns per-step records
+    and a summary per account (:func:`agents.evaluation.metrics.summarise`).
+    """
+    core = FxRiskCore(data, config)
+    state = BatchState.empty(n_accounts, data.n_pairs)
+    lo, _ = core.start_bounds()
+    starts = np.full(n_accounts, lo, dtype=np.int64) if starts is None else np.asarray(starts, dtype=np.int64)
+    if starts.shape != (n_accounts,):
+        raise ValueError(f"starts must hold one bar per account ({n_accounts}), got shape {starts.shape}")
+    core.reset_accounts(state, np.arange(n_accounts), starts)
+    view = AccountView(data=data, config=config, state=state)
+    if hasattr(policy, "bind"):
+        policy.bind(view)
+    if hasattr(policy, "reset"):
+        policy.reset(None)
+    name = label or getattr(policy, "name", type(policy).__name__)
+
+    active = np.ones(n_accounts, dtype=bool)
+    episode_start = np.ones(n_accounts, dtype=bool)
+    rnn_state = None
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
+    exposures: list[np.ndarray] = []
+    equity_before: list[np.ndarray] = []
+    step = 0
+    while active.any() and (max_steps is None or step < max_steps):
+        obs = core.observe(state)
+        action, rnn_state = policy.predict(obs, state=rnn_state, episode_start=episode_start,
+                                           deterministic=deterministic)
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(n_accounts, data.n_pairs), -1.0, 1.0)
+        action[~active] = 0.0
+        eq0 = state.equity.copy()
+        # Finished accounts are frozen: step the live ones only.
+        idx = np.flatnonzero(active)
+        if idx.size == n_accounts:
+            reward, terminated, truncated, info = core.step(state, action)
+        else:
+            sub = _take(state, idx)
+            reward, terminated, truncated, info = core.step(sub, action[idx])
+            _put(state, idx, sub)
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
+        active[idx[terminated | truncated]] = False
+        episode_start = np.zeros(n_accounts, dtype=bool)
+        step += 1
+
+    columns = {k: np.concatenate(v) if v else np.array([]) for k, v in rows.items()}
+    columns["equity_before"] = np.concatenate(equity_before) if equity_before else np.array([])
+    expo = np.concatenate(exposures) if exposures else np.zeros((0, data.n_pairs))
+    records = _records_frame(columns, expo, name, data)
+    return EvaluationResult(records=records, summary=summarise_records(records, data))
+
+
+def _record(rows: dict[str, list[np.ndarray]], exposures: list[np.ndarray], equity_before: list[np.ndarray],
+            idx: np.ndarray, step: int, info: dict, reward: np.ndarray, eq0: np.ndarray) -> None:
+    """Append one step of the accounts ``idx`` (``info``/``reward`` rows in that order)."""
+    rows["account"].append(idx)
+    rows["step"].append(np.full(idx.size, step))
+    rows["t"].append(np.asarray(info["t"]))
+    for key in SCALAR_RECORDS:
+        rows[key].append(np.asarray(info[key], dtype=np.float64))
+    rows["reward"].append(np.asarray(reward, dtype=np.float64))
+    exposures.append(np.asarray(info["exposure"]))
+    equity_before.append(eq0[idx])
+
+
+def _records_frame(columns: dict[str, np.ndarray], expo: np.ndarray, name: str, data: EnvData) -> pd.DataFrame:
+    """The per-step records table of one policy from its concatenated step arrays."""
+    equity_before = columns.pop("equity_before")
+    records = pd.DataFrame(columns)
+    records.insert(0, "policy", name)
+    records["timestamp"] = pd.to_datetime(data.index[records["t"].to_numpy(dtype=np.int64)], utc=True) \
+        if len(records) else pd.Series(dtype="datetime64[ns, UTC]")
+    records["equity_before"] = equity_before
+    for j, symbol in enumerate(data.symbols):
+        records[f"exposure_{symbol}"] = expo[:, j]
+    for key in FLAG_INFO:
+        records[key] = records[key].astype(bool)
+    return records.sort_values(["account", "step"], kind="stable").reset_index(drop=True)
+
+
+def run_policies(policies: Sequence[Policy], data: EnvData, config: EnvConfig, *,
+                 labels: Sequence[str] | None = None, deterministic: bool = True) -> list[EvaluationResult]:
+    """Each policy on its own account of one batched core, from the span's first bar to its end.
+
+    Why: a stress cell runs several policies over the same market; one core steps all their
+    accounts per bar (one compiled call instead of one per policy), and each policy answers for
+    its own account only. Per account the arithmetic is :func:`run_policy`'s, so each result is
+    the one ``run_policy(policy, data, config)`` gives alone (account 0; a test holds them equal).
+    Rule-based policies ignore the observation's content, so when no policy reads it none is built.
+    """
+    from agents.baselines import RuleBasedPolicy
+
+    n = len(policies)
+    if n == 0:
+        return []
+    names = list(labels) if labels is not None else [getattr(p, "name", type(p).__name__) for p in policies]
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} labels for {n} policies")
+    core = FxRiskCore(data, config)
+    state = BatchState.empty(n, data.n_pairs)
+    lo, _ = core.start_bounds()
+    core.reset_accounts(state, np.arange(n), np.full(n, lo, dtype=np.int64))
+    views = [AccountView(data=data, config=config, state=_row(state, i)) for i in range(n)]
+    for policy, view in zip(policies, views, strict=True):
+        if hasattr(policy, "bind"):
+            policy.bind(view)
+        if hasattr(policy, "reset"):
+            policy.reset(None)
+    is_rule = np.array([isinstance(p, RuleBasedPolicy) for p in policies])
+    needs_obs = not is_rule.all()
+    fractions = np.zeros((n, data.n_pairs))
+    blank = np.zeros((1, 0), dtype=np.float32)  # the shape a rule checks; its content is never read
+    active = np.ones(n, dtype=bool)
+    rnn_states: list[Any] = [None] * n
+    first = True
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
+    exposures: list[np.ndarray] = []
+    equity_before: list[np.ndarray] = []
+    step = 0
+    action = np.zeros((n, data.n_pairs))
+    while active.any():
+        obs = core.observe(state) if needs_obs else None
+        idx = np.flatnonzero(active)
+        start_flag = np.ones(1, dtype=bool) if first else np.zeros(1, dtype=bool)
+        for i in idx:
+            views[i].state = _row(state, i)
+            if is_rule[i]:  # RuleBasedPolicy.predict without its action mapping (done below for all rules)
+                if first:
+                    policies[i].reset(np.zeros(1, dtype=np.int64))
+                f = np.asarray(policies[i].target_fraction(views[i]), dtype=np.float64)
+                fractions[i] = np.where(np.isfinite(f), f, 0.0)[0]
+                continue
+            a, rnn_states[i] = policies[i].predict(obs[i:i + 1] if needs_obs else blank, state=rnn_states[i],
+                                                   episode_start=start_flag, deterministic=deterministic)
+            action[i] = np.clip(np.asarray(a, dtype=np.float64).reshape(1, data.n_pairs), -1.0, 1.0)[0]
+        rules = idx[is_rule[idx]]
+        if rules.size:  # element-wise maths: each account's action is the one its own predict returns
+            mapped = fraction_to_action(fractions[rules], AccountView(data=data, config=config,
+                                                                      state=_take(state, rules)))
+            action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
+        eq0 = state.equity.copy()
+        if idx.size == n:
+            reward, terminated, truncated, info = core.step(state, action)
+        else:
+            sub = _take(state, idx)
+            reward, terminated, truncated, info = core.step(sub, action[idx])
+            _put(state, idx, sub)
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
+        active[idx[terminated | truncated]] = False
+        first = False
+        step += 1
+
+    columns = {k: np.concatenate(v) for k, v in rows.items()}
+    columns["equity_before"] = np.concatenate(equity_before)
+    expo = np.concatenate(exposures)
+    account = columns["account"]
+    results = []
+    for i, name in enumerate(names):
+        mine = account == i
+        own = {k: v[mine] for k, v in columns.items()}
+        own["account"] = np.zeros(int(mine.sum()), dtype=account.dtype)
+        records = _records_frame(own, expo[mine], name, data)
+        results.append(EvaluationResult(records=records, summary=summarise_records(records, data)))
+    return results
+
+
+def _row(state: BatchState, i: int) -> BatchState:
+    """Account ``i`` of ``state`` as a one-account state (views, not copies: read-only use)."""
+    return BatchState(**{k: getattr(state, k)[i:i + 1] for k in _FIELDS})
+
+
+def summarise_records(records: pd.DataFrame, data: EnvData) -> pd.DataFrame:
+    """One row of metrics per (policy, account) from per-step records."""
+    per_year = bars_per_year(data.index)
+    out = []
+    for (policy, account), g in records.groupby(["policy", "account"], sort=True):
+        pnl = g["equity"].to_numpy() - g["equity_before"].to_numpy()
+        equity = np.concatenate([g["equity_before"].to_numpy()[:1], g["equity"].to_numpy()])
+        row = summarise(
+            equity=equity,
+            bars_per_year=per_year,
+            turnover=g["turnover"].to_numpy(),
+            costs=g["costs"].to_numpy(),
+            margin_calls=g["margin_call"].to_numpy(),
+            stop_outs=g["stopped_out"].to_numpy(),
+            var_breaches=g["var_breach"].to_numpy(),
+            utilisation=g["var_utilisation"].to_numpy(),
+            # Exceptions count bars that carried a position (a flat bar has no VaR to exceed).
+            var_forecast=np.where(g["var"].to_numpy() > 0, g["var"].to_numpy(), np.nan),
+            realised_loss=-pnl,
+        )
+        row["breach_rate"] = row["var_breaches"] / row["n_bars"] if row["n_bars"] else float("nan")
+        row["turnover_x_equity"] = row["turnover"] / row["initial_equity"] if row["n_bars"] else float("nan")
+        row["mean_var_utilisation"] = float(np.mean(np.minimum(g["var_utilisation"].to_numpy(), 10.0))) \
+            if len(g) else float("nan")
+        out.append({"policy": policy, "account": int(account), **row})
+    return pd.DataFrame(out)
+
+
+_FIELDS = tuple(BatchState.__dataclass_fields__)
+
+
+def _take(state: BatchState, idx: np.ndarray) -> BatchState:
+    return BatchState(**{k: getattr(state, k)[idx].copy() for k in state.__dataclass_fields__})
+
+
+def _put(state: BatchState, idx: np.ndarray, sub: BatchState) -> None:
+    for k in state.__dataclass_fields__:
+        getattr(state, k)[idx] = getattr(sub, k)

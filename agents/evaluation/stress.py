@@ -1,0 +1,463 @@
+"""Stress tests: policies × scenarios × seeds on the test split, in parallel, resumable.
+
+One *cell* is one policy run deterministically over the evaluation span of one stressed
+market (scenario applied with a Generator seeded by ``(seed, scenario)``: the seed moves
+random stress windows and draws the scenario's own randomness). Cells of the same
+(scenario, seed) share one stressed market and its prepared arrays, so a worker process
+takes a whole group. Each finished cell leaves ``cells/<policy>/<scenario>/seed-<s>.csv.gz``
+(per-step records) and ``.json`` (its metrics row), written atomically; a resumed run skips
+cells whose ``.json`` exists. ``results.csv`` is the tidy table of every finished cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.common.run_folder import atomic_write_csv
+
+from agents.hyperparams import TrainConfig
+from agents.policies import Policy
+from envs.config import EnvConfig
+from simulator.common.configuration import from_mapping, to_mapping
+from simulator.common.errors import ConfigError
+from simulator.common.run_folder import atomic_write_bytes
+
+#: Per-step columns kept for each cell (the report's curves and VaR bands need these).
+CELL_COLUMNS = ("step", "t", "timestamp", "equity", "equity_before", "log_return", "costs", "var", "var_limit",
+                "var_utilisation", "var_breach", "clipped", "shield_scale", "stopped_out", "margin_call", "turnover")
+SPLITS = ("test", "validation")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicySpec:
+    """A policy to stress: a baseline by name (with parameters) or a trained model file.
+
+    ``env``: the env config (mapping) the policy acts in — an agent's own training env, so
+    its actions keep the meaning it learnt (action mode, size unit, VaR mode); ``None``: the
+    plan's env (baselines).
+    """
+
+    name: str
+    kind: str
+    baseline: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    model_path: str | None = None
+    env: dict[str, Any] | None = None
+    #: The training seed of an agent's model (several models of one agent name: one per training
+    #: seed, each run on every cell; the report's intervals then span training × scenario seeds).
+    train_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("agent", "baseline"):
+            raise ValueError(f"policy kind must be 'agent' or 'baseline', got {self.kind!r}")
+        if self.train_seed is not None and (self.kind != "agent" or isinstance(self.train_seed, bool)
+                                            or not isinstance(self.train_seed, int)):
+            raise ValueError(f"policy {self.name!r}: train_seed is an integer, for agents only")
+        if (self.baseline is None) == (self.model_path is None):
+            raise ValueError(f"policy {self.name!r}: give exactly one of a baseline name or a model path")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"policy name {self.name!r} must be a plain file name (it names a folder)")
+
+    def env_config(self, default: EnvConfig) -> EnvConfig:
+        if self.env is None:
+            return default
+        return from_mapping(EnvConfig, self.env, source=f"policy {self.name} env")
+
+    def build(self) -> Policy:
+        if self.baseline is not None:
+            from agents.baselines import make_baseline
+
+            return make_baseline(self.baseline, **self.params)
+        from agents.training import load_trained_policy
+
+        return load_trained_policy(self.model_path, name=self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StressPlan:
+    """What to run: the market and env (from a training config), policies, scenarios, seeds."""
+
+    training: TrainConfig
+    policies: tuple[PolicySpec, ...]
+    scenarios: tuple[str, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    split: str = "test"
+    scenario_dirs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.policies or not self.scenarios or not self.seeds:
+            raise ValueError("a stress plan needs at least one policy, one scenario and one seed")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        for name in self.multi_seed_names:
+            seeds = [p.train_seed for p in self.policies if p.name == name]
+            if None in seeds or len(set(seeds)) != len(seeds):
+                raise ValueError(f"policy {name!r} is given {len(seeds)} times: only an agent's models of distinct "
+                                 f"training seeds may share a name, got train seeds {seeds}")
+
+    @property
+    def multi_seed_names(self) -> tuple[str, ...]:
+        """Names given by several specs (an agent's models, one per training seed)."""
+        names = [p.name for p in self.policies]
+        return tuple(dict.fromkeys(n for n in names if names.count(n) > 1))
+
+    def key(self, spec: PolicySpec) -> str:
+        """The policy's id in this plan: its name, with ``@train-<seed>`` for an agent of several seeds."""
+        return spec.name if spec.name not in self.multi_seed_names else f"{spec.name}@train-{spec.train_seed}"
+
+    def stem(self, root: Path, spec: PolicySpec, scenario: str, seed: int) -> Path:
+        """Where the cell of ``spec`` on (scenario, seed) lives (see :func:`cell_stem`)."""
+        multi = spec.name in self.multi_seed_names
+        return cell_stem(root, spec.name, scenario, seed, spec.train_seed if multi else None)
+
+
+def cell_stem(root: Path, policy: str, scenario: str, seed: int, train_seed: int | None = None) -> Path:
+    """``cells/<policy>/<scenario>/seed-<seed>``, ``…/seed-<seed>-train-<train seed>`` for one of several seeds."""
+    tail = f"seed-{seed}" if train_seed is None else f"seed-{seed}-train-{train_seed}"
+    return Path(root) / "cells" / policy / scenario / tail
+
+
+def scenario_rng(seed: int, scenario: str) -> np.random.Generator:
+    """The Generator of one (seed, scenario): independent streams, stable across runs and processes."""
+    salt = int.from_bytes(hashlib.sha256(scenario.encode()).digest()[:8], "little")
+    return np.random.default_rng([int(seed), salt])
+
+
+# -- one group of cells (runs in a worker process) -------------------------------------------
+_WORKER_CACHE: dict[str, Any] = {}
+
+
+def _market(training: TrainConfig):
+    from agents.training import load_market
+
+    key = json.dumps(training.data.__dict__, sort_keys=True, default=str)
+    if _WORKER_CACHE.get("market_key") != key:
+        _WORKER_CACHE["market"] = load_market(training.data, account_currency=training.env.account.currency)
+        _WORKER_CACHE["market_key"] = key
+    return _WORKER_CACHE["market"]
+
+
+def _reference_forecast(market: Any, forecaster: Any) -> Any:
+    """The unstressed market's walk-forward (with its checkpoints) for ``forecaster``, once per process."""
+    key = ("reference", market.fingerprint(), forecaster.cache_key())
+    if key not in _WORKER_CACHE:
+        for old in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "reference"]:
+            del _WORKER_CACHE[old]  # one market at a time: a new plan's market replaces the last
+        _WORKER_CACHE[key] = forecaster.reference(market)[1]
+    return _WORKER_CACHE[key]
+
+
+def prime_forecast(market: Any, stressed: Any, env_cfg: EnvConfig) -> bool:
+    """Put the stressed market's GARCH forecast in the forecast cache, computed from its stress window on.
+
+    Why: forecasts are causal, so the rows before a scenario first changes the market are the
+    unstressed market's; the walk-forward resumes there (:class:`forecasters.garch.WalkForwardResume`)
+    with the same fits a fresh run makes. ``prepare_env_data`` then finds it in the cache. Returns
+    whether it computed an entry (False: not a GARCH model, or the entry is there already).
+    """
+    from envs.data import volatility_forecaster
+    from forecasters.cache import ForecastCache
+    from forecasters.garch import GarchForecaster
+    from simulator.data.frequency import bar_hours
+
+    forecaster = volatility_forecaster(env_cfg.in_bars(bar_hours(stressed.index)))
+    if not isinstance(forecaster, GarchForecaster) or not stressed.index.equals(market.index):
+        return False
+    cache = ForecastCache()
+    key = cache.key(stressed, forecaster, None)
+    if cache.path(key).is_file():
+        return False
+    cache.save(key, forecaster.forecast_from(stressed, _reference_forecast(market, forecaster)))
+    return True
+
+
+#: Finished runs of identical stressed markets, reused by later seeds in this process (see run_group).
+_RUN_CACHE_SIZE = 4
+
+
+def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str], *,
+              fast: bool = True, sink: Callable[[Path, bytes], Any] = atomic_write_bytes) -> list[dict[str, Any]]:
+    """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row).
+
+    ``sink(path, data)`` writes each cell file (default: atomically, here); a Ray task collects
+    them instead and the driver writes them (a cluster's nodes need not share a disk).
+
+    BLAS runs on one thread here: OpenBLAS splits sums by its thread count, which moves GARCH
+    fits in their last digits, so a pool worker (as many threads as cores), a Ray worker (one)
+    and another machine would otherwise disagree.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_group(plan, scenario_name, seed, root, policies, fast, sink)
+
+
+def _run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str], fast: bool,
+               sink: Callable[[Path, bytes], Any]) -> list[dict[str, Any]]:
+    from agents.evaluation.rollout import evaluation_config, run_policies, run_policy
+    from agents.training import make_split, split_data
+    from scenarios import ScenarioError, apply_scenario, get_scenario
+
+    training = plan.training
+    market = _market(training)
+    key = ("scenario", scenario_name, tuple(plan.scenario_dirs), os.environ.get("FXRISK_SCENARIOS"))
+    if key not in _WORKER_CACHE:  # finding one scenario reads every file of the library: once per process
+        _WORKER_CACHE[key] = get_scenario(scenario_name, plan.scenario_dirs)
+    scenario = _WORKER_CACHE[key]
+    n = len(market)
+    split = make_split(market, training.data)
+    span = (split.val_end, n) if plan.split == "test" else (split.train_end, split.val_end)
+    # Policies acting in the same env config share one stressed market and its arrays. The
+    # market is the same for every config: the scenario's draws do not depend on settings.
+    groups: dict[str, list[PolicySpec]] = {}
+    specs = {plan.key(p): p for p in plan.policies}
+    for name in policies:
+        cfg = specs[name].env_config(training.env)
+        groups.setdefault(json.dumps(to_mapping(cfg), sort_keys=True, default=str), []).append(specs[name])
+    rows = []
+    for members in groups.values():
+        env_cfg = members[0].env_config(training.env)
+        try:
+            stressed = apply_scenario(scenario, market, env_cfg, span=span, rng=scenario_rng(seed, scenario.name))
+        except ScenarioError as exc:
+            return [{"skipped": True, "scenario": scenario.name, "seed": seed, "reason": str(exc)}]
+        eval_cfg = evaluation_config(stressed.env_config)
+        if not fast:  # the per-policy loop, and forecasts computed over the whole market (bench_stress.py)
+            data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+            results = [run_policy(spec.build(), data, eval_cfg, label=spec.name) for spec in members]
+        else:
+            # A seed that gives the same stressed market and settings as an earlier one (nothing in the
+            # scenario drawn, or draws that changed nothing) has the same runs: computed once, reused.
+            key = ("run", _WORKER_CACHE["market_key"], stressed.market.fingerprint(),
+                   json.dumps(to_mapping(stressed.env_config), sort_keys=True, default=str), plan.split,
+                   tuple(json.dumps(to_mapping(m), sort_keys=True, default=str) for m in members))
+            if key in _WORKER_CACHE:
+                data, results = _WORKER_CACHE.pop(key)
+            else:
+                prime_forecast(market, stressed.market, stressed.env_config)
+                data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+                results = run_policies([spec.build() for spec in members], data, eval_cfg,
+                                       labels=[spec.name for spec in members])
+            _WORKER_CACHE[key] = (data, results)
+            for old in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "run"][:-_RUN_CACHE_SIZE]:
+                del _WORKER_CACHE[old]
+        rows += _write_cells(plan, members, results, stressed, scenario, seed, data, Path(root), n, eval_cfg, sink,
+                             1 if fast else 9)
+    return rows
+
+
+def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Sequence[Any], stressed: Any, scenario: Any, seed: int,
+                 data: Any, root: Path, n: int, eval_cfg: EnvConfig, sink: Callable[[Path, bytes], Any],
+                 level: int) -> list[dict[str, Any]]:
+    """Hand each policy's cell (per-step records, then its metrics row) to ``sink``; returns the rows."""
+    from agents.evaluation.metrics import bars_per_year
+
+    index = stressed.market.index
+    window = stressed.window
+    has_window = bool(scenario.transforms) and window is not None and window[1] > window[0]
+    rows = []
+    # What the data lacked and what stood in for it (depth, spread model, lookbacks): for the report.
+    data_notes = " | ".join(dict.fromkeys([*stressed.market.notes, *data.notes]))
+    for spec, result in zip(members, results, strict=True):
+        name = spec.name
+        row = {"policy": name, "kind": spec.kind, "scenario": scenario.name, "seed": int(seed),
+               "train_seed": spec.train_seed,
+               "stress_start": str(index[window[0]]) if has_window else "",
+               "stress_end": str(index[min(window[1], n) - 1]) if has_window else "",
+               **{k: _plain(v) for k, v in result.summary.iloc[0].to_dict().items() if k not in ("policy", "account")},
+               "var_nominal_rate": round(1.0 - eval_cfg.var_alpha, 10),
+               "var_mode": eval_cfg.var_mode,
+               "bars_per_year": bars_per_year(data.index),
+               "notes": " | ".join(stressed.notes),
+               "data_notes": data_notes}
+        stem = plan.stem(root, spec, scenario.name, seed)
+        records = result.records
+        cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith("exposure_")])
+                if c in records.columns]
+        frame = records[cols].copy()
+        frame["timestamp"] = frame["timestamp"].astype(str)
+        buffer = io.BytesIO()
+        # gzip level 1: level 9 (the default, kept by the reference path) takes ~7x the time for files 6% smaller
+        frame.to_csv(buffer, index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": level})
+        sink(stem.with_suffix(".csv.gz"), buffer.getvalue())
+        sink(stem.with_suffix(".json"), json.dumps(row, sort_keys=True).encode("utf-8"))  # last: marks it done
+        rows.append(row)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -- the whole plan --------------------------------------------------------------------------
+def pending_cells(plan: StressPlan, root: Path) -> dict[tuple[str, int], list[str]]:
+    """(scenario, seed) → policies whose cell has no finished ``.json`` yet."""
+    out: dict[tuple[str, int], list[str]] = {}
+    for scenario in plan.scenarios:
+        for seed in plan.seeds:
+            todo = [plan.key(p) for p in plan.policies
+                    if not plan.stem(root, p, scenario, seed).with_suffix(".json").is_file()]
+            if todo:
+                out[(scenario, seed)] = todo
+    return out
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool-worker initializer: the worker ends when the process that started it does.
+
+    Linux: the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere
+    a daemon thread also checks the parent every half second (a SIGKILLed parent runs no cleanup,
+    so its workers would otherwise go on writing cells).
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        # Without a libc prctl (AttributeError/OSError) the watch thread below ends the worker instead.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end with this process (see :func:`_end_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),))
+
+
+BACKENDS = ("process", "ray")
+RAY_MISSING = 'the ray backend needs Ray: pip install -e ".[scale]"'
+
+
+def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
+             on_cell: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
+             fast: bool = True, backend: str = "process", ray_address: str | None = None) -> pd.DataFrame:
+    """Run every pending cell and collect results.
+
+    ``backend``: ``process`` — ``workers`` processes on this machine (1 runs in this process);
+    ``ray`` — one Ray task per (scenario, seed) on a local Ray of ``workers`` CPUs, or on the
+    cluster at ``ray_address``; the tasks send their cell files back and this process writes them,
+    so ``results.csv`` is the same whichever backend ran the cells.
+    ``fast=False``: the reference path (each policy in its own loop, forecasts over the whole
+    market, nothing reused across seeds, cells gzipped at level 9) — the same results and cell
+    contents, slower; for benchmarks and tests.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    root = Path(root)
+    todo = pending_cells(plan, root)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    skipped: list[dict[str, Any]] = []
+
+    def collect(rows: list[dict[str, Any]], expected: int) -> None:
+        for row in rows:
+            if row.get("skipped"):
+                skipped.append(row)
+        if on_cell:
+            on_cell(expected)
+
+    if backend == "ray":
+        _run_on_ray(plan, root, todo, workers, ray_address, fast, collect)
+    elif workers == 1:
+        for (scenario, seed), names in todo.items():
+            collect(run_group(plan, scenario, seed, str(root), names, fast=fast), len(names))
+        for key in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "run"]:
+            del _WORKER_CACHE[key]  # finished runs are not kept past the plan in this process
+    else:
+        with worker_pool(workers) as pool:
+            futures = {pool.submit(run_group, plan, scenario, seed, str(root), names, fast=fast): len(names)
+                       for (scenario, seed), names in todo.items()}
+            for future in as_completed(futures):
+                collect(future.result(), futures[future])
+    for row in skipped:
+        log(f"skipped {row['scenario']} (seed {row['seed']}): {row['reason']}")
+    if skipped:  # the report lists them with their reasons
+        atomic_write_csv(root / "skipped.csv", pd.DataFrame(skipped)[["scenario", "seed", "reason"]], index=False)
+    return collect_results(root)
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or one ConfigError line saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
+    return ray
+
+
+def _ray_group(plan: StressPlan, scenario: str, seed: int, root: str, names: Sequence[str], fast: bool
+               ) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]]:
+    """One Ray task: a (scenario, seed) group; its cell files come back as (path under root, bytes)."""
+    files: list[tuple[str, bytes]] = []
+    rows = run_group(plan, scenario, seed, root, names, fast=fast,
+                     sink=lambda path, data: files.append((str(Path(path).relative_to(root)), data)))
+    return rows, files
+
+
+def _run_on_ray(plan: StressPlan, root: Path, todo: dict[tuple[str, int], list[str]], workers: int,
+                address: str | None, fast: bool, collect: Callable[[list[dict[str, Any]], int], None]) -> None:
+    """Spread the groups as Ray tasks (a local Ray of ``workers`` CPUs unless ``address`` or one is running)."""
+    ray = require_ray()
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(_ray_group)
+        plan_ref = ray.put(plan)
+        pending = {task.remote(plan_ref, scenario, seed, str(root), names, fast): len(names)
+                   for (scenario, seed), names in todo.items()}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                rows, files = ray.get(ref)
+                for relative, data in files:  # the records first, the metrics row last (it marks a cell done)
+                    atomic_write_bytes(root / relative, data)
+                collect(rows, pending.pop(ref))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def collect_results(root: Path) -> pd.DataFrame:
+    """The tidy table of every finished cell under ``root/cells``."""
+    rows = [json.loads(p.read_text()) for p in sorted((Path(root) / "cells").glob("*/*/seed-*.json"))]
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    if "train_seed" in table.columns:  # whole numbers, empty for baselines (not floats with NaN)
+        table["train_seed"] = table["train_seed"].astype("Int64")
+    first = [c for c in ("policy", "kind", "scenario", "seed", "train_seed", "stress_start", "stress_end")
+             if c in table.columns]
+    order = [c for c in ("scenario", "policy", "seed", "train_seed") if c in table.columns]
+    return table[first + [c for c in table.columns if c not in first]].sort_values(
+        order, kind="stable").reset_index(drop=True)
