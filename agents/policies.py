@@ -47,18 +47,8 @@ class AccountView:
 
     def unit_tables(self) -> np.ndarray:
         """(time, pair, 3): the base rule's size and the VaR budget's long and short sizes at each bar,
-        from the env's own step (:func:`envs.step.unit_tables`); computed once per view."""
-        if getattr(self, "_units", None) is None:
-            from envs import step
-            from envs.core import bars_per_year
-
-            bars = step.pack_market(self.data)
-            prm = step.pack_params(self.config, self.data.n_pairs, self.data.corr is not None,
-                                   bars_per_year(self.data))
-            out = np.zeros((self.data.n_bars, self.data.n_pairs, 3))
-            step.unit_tables(bars, prm, out)
-            self._units = out
-        return self._units
+        from the env's own step (:func:`envs.step.unit_tables`); computed once per (data, config)."""
+        return _unit_tables(self.data, self.config)
 
     def exposure_fraction(self) -> np.ndarray:
         """Current signed exposure per pair as a fraction of the maximum notional (N, pair)."""
@@ -66,6 +56,26 @@ class AccountView:
         exposure = self.state.units * self.data.close[t] * self.data.conv[t]
         max_notional = self.config.account.max_leverage * np.maximum(self.state.equity, 1e-12)
         return exposure / max_notional[:, None]
+
+
+_UNITS: list[tuple[EnvData, bytes, np.ndarray]] = []  # the last few (data, parameters, tables)
+
+
+def _unit_tables(data: EnvData, config: EnvConfig) -> np.ndarray:
+    """:meth:`AccountView.unit_tables`, cached: a runner makes a new view every step."""
+    from envs import step
+    from envs.core import bars_per_year
+
+    prm = step.pack_params(config, data.n_pairs, data.corr is not None, bars_per_year(data))
+    key = prm.tobytes()
+    for cached, cached_key, tables in _UNITS:
+        if cached is data and cached_key == key:
+            return tables
+    out = np.zeros((data.n_bars, data.n_pairs, 3))
+    step.unit_tables(step.pack_market(data), prm, out)
+    _UNITS.append((data, key, out))
+    del _UNITS[:-4]
+    return out
 
 
 def fraction_to_action(fraction: np.ndarray, view: AccountView) -> np.ndarray:
