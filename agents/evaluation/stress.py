@@ -26,6 +26,7 @@ import pandas as pd
 
 from simulator.common.run_folder import atomic_write_csv
 
+from agents.evaluation.cells import CELL_COLUMNS, EXPOSURE_PREFIX
 from agents.hyperparams import TrainConfig
 from agents.policies import Policy
 from envs.config import EnvConfig
@@ -33,9 +34,6 @@ from simulator.common.configuration import from_mapping, to_mapping
 from simulator.common.errors import ConfigError
 from simulator.common.run_folder import atomic_write_bytes
 
-#: Per-step columns kept for each cell (the report's curves and VaR bands need these).
-CELL_COLUMNS = ("step", "t", "timestamp", "equity", "equity_before", "log_return", "costs", "var", "var_limit",
-                "var_utilisation", "var_breach", "clipped", "shield_scale", "stopped_out", "margin_call", "turnover")
 SPLITS = ("test", "validation")
 
 
@@ -285,7 +283,7 @@ def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Seque
                "data_notes": data_notes}
         stem = plan.stem(root, spec, scenario.name, seed)
         records = result.records
-        cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith("exposure_")])
+        cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith(EXPOSURE_PREFIX)])
                 if c in records.columns]
         frame = records[cols].copy()
         frame["timestamp"] = frame["timestamp"].astype(str)

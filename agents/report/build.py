@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from agents.evaluation import cells
 from agents.report.style import (
     AccountUnits,
     PolicyStyle,
@@ -133,9 +134,8 @@ OPTIONAL_METRICS = (
     "bars_per_year",
 )
 WINDOW_COLUMNS = ("stress_start", "stress_end")
-CELL_REQUIRED = ("equity", "equity_before")
-CELL_OPTIONAL = ("step", "t", "timestamp", "var", "var_limit", "var_utilisation", "var_breach", "stopped_out",
-                 "margin_call", "costs", "turnover")
+CELL_REQUIRED = cells.REQUIRED
+CELL_OPTIONAL = cells.OPTIONAL
 DEFAULT_BARS_PER_YEAR = 6240.0  # hourly FX bars, 24 x 260 (agents.evaluation.metrics.bars_per_year)
 _RERUN = "re-run scripts/stress_test.py, whose results.csv has every column, or add the column"
 
@@ -277,7 +277,7 @@ def read_cell(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     wanted = set(CELL_REQUIRED) | set(CELL_OPTIONAL)
     try:
-        frame = pd.read_csv(path, usecols=lambda c: c in wanted or str(c).startswith("exposure_"))
+        frame = pd.read_csv(path, usecols=lambda c: c in wanted or str(c).startswith(cells.EXPOSURE_PREFIX))
     except pd.errors.EmptyDataError:
         raise DataError("the file is empty", source=str(path), hint="re-run this cell with scripts/stress_test.py") \
             from None
