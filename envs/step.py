@@ -201,8 +201,6 @@ N_WORK = 5
 (C_T, C_END, C_CASH, C_PEAK, C_EQUITY, C_DSR_A, C_DSR_B, C_LAST_SCALE) = range(N_PARAMS, N_PARAMS + 8)
 N_CONTEXT = N_PARAMS + 8
 
-STEP_PAST_END = ("step() past the end of the episode or the data (or before reset()) — call reset() first")
-
 
 def market_columns(n_pairs: int) -> tuple[int, int]:
     """(column of the days to the next bar, first column of the correlation matrix) in ``bars``."""
