@@ -5,7 +5,7 @@ its variance recursions (``recursions_python.py``: Python functions compiled wit
 :func:`account_step` advances one account one bar; :func:`batch_step` loops it over the
 accounts of a batch (the vector env, the evaluation and stress runners) and
 :func:`single_step` runs it for the single environment (one compiled call a step). The same
-functions run as Python with ``NUMBA_DISABLE_JIT=1`` or without numba (:mod:`envs.compiled`);
+functions run as Python with ``NUMBA_DISABLE_JIT=1`` or without numba (:mod:`simulator.common.compiled`);
 tests require the same trajectories both ways and against a numpy oracle.
 
 A bar t decision uses only row t (prices, forecasts, VaR, signal); the order fills at bar
@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from envs.compiled import jit
+from simulator.common.compiled import jit
 from envs.errors import ResetNeededError
 from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, PAIR_OUTPUTS
 

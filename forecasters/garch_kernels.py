@@ -17,14 +17,12 @@ import math
 
 import numpy as np
 
-try:  # pragma: no cover - exercised when numba is installed (it is a dependency)
-    from numba import njit as _njit
+from simulator.common.compiled import jit as _compile
 
-    def jit(f):  # noqa: D103
-        return _njit(cache=True, nogil=True)(f)
-except ImportError:  # pragma: no cover
-    def jit(f):  # noqa: D103
-        return f
+
+def jit(f):
+    """``f`` compiled (cached, without the GIL), or ``f`` itself when numba is missing."""
+    return _compile(cache=True, nogil=True)(f)
 
 NORMAL, STUDENT, SKEWT = 0, 1, 2
 LOG_2PI = math.log(2.0 * math.pi)

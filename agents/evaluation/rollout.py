@@ -131,14 +131,8 @@ def run_policy(policy: Policy, data: EnvData, config: EnvConfig, *, n_accounts: 
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(n_accounts, data.n_pairs), -1.0, 1.0)
         action[~active] = 0.0
         eq0 = state.equity.copy()
-        # Finished accounts are frozen: step the live ones only.
         idx = np.flatnonzero(active)
-        if idx.size == n_accounts:
-            reward, terminated, truncated, info = core.step(state, action)
-        else:
-            sub = _take(state, idx)
-            reward, terminated, truncated, info = core.step(sub, action[idx])
-            _put(state, idx, sub)
+        reward, terminated, truncated, info = _step_live(core, state, action, idx)
         _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
         active[idx[terminated | truncated]] = False
         episode_start = np.zeros(n_accounts, dtype=bool)
@@ -240,12 +234,7 @@ def run_policies(policies: Sequence[Policy], data: EnvData, config: EnvConfig, *
                                                                       state=_take(state, rules)))
             action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
         eq0 = state.equity.copy()
-        if idx.size == n:
-            reward, terminated, truncated, info = core.step(state, action)
-        else:
-            sub = _take(state, idx)
-            reward, terminated, truncated, info = core.step(sub, action[idx])
-            _put(state, idx, sub)
+        reward, terminated, truncated, info = _step_live(core, state, action, idx)
         _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
         active[idx[terminated | truncated]] = False
         first = False
@@ -299,6 +288,17 @@ def summarise_records(records: pd.DataFrame, data: EnvData) -> pd.DataFrame:
 
 
 _FIELDS = tuple(BatchState.__dataclass_fields__)
+
+
+def _step_live(core: FxRiskCore, state: BatchState, action: np.ndarray, idx: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Step the live accounts ``idx`` only (finished ones stay frozen); outputs are theirs, in ``idx`` order."""
+    if idx.size == len(state.t):
+        return core.step(state, action)
+    sub = _take(state, idx)
+    out = core.step(sub, action[idx])
+    _put(state, idx, sub)
+    return out
 
 
 def _take(state: BatchState, idx: np.ndarray) -> BatchState:

@@ -1,9 +1,10 @@
 """``jit``: numba's compiler when it is installed, else the same Python, as ``arch.compat.numba`` does.
 
-Why: the step is written once, as plain Python over one account (:mod:`envs.step`), and
-compiled. Without numba it still runs — the same code, interpreted, about a thousand times
-slower — with a warning that says so. ``NUMBA_DISABLE_JIT=1`` runs the Python too (numba's own
-switch); the tests run both and require the same trajectories.
+Why: the environment's step (:mod:`envs.step`) and the GARCH recursions
+(:mod:`forecasters.garch_kernels`) are written once, as plain Python, and compiled. Without
+numba they still run — the same code, interpreted, far slower — with a warning that says so.
+``NUMBA_DISABLE_JIT=1`` runs the Python too (numba's own switch); the tests run both and
+require the same results.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ def jit(**options: Any) -> Callable[[Callable], Callable]:
         return _njit(**options)
 
     def plain(f: Callable) -> Callable:  # pragma: no cover - see above
-        warnings.warn("numba is not installed: the environment's step runs as plain Python (about 1,000x "
-                      "slower); pip install numba", RuntimeWarning, stacklevel=3)
+        warnings.warn("numba is not installed: compiled code runs as plain Python (far slower); "
+                      "pip install numba", RuntimeWarning, stacklevel=3)
         return f
 
     return plain
