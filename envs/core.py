@@ -190,10 +190,11 @@ class FxRiskCore:
         n, p = len(state.t), self.n_pairs
         if skip is None:
             skip = np.zeros(n, dtype=bool)
-        # Fresh each step: the info arrays are their rows. Rows are padded by 64 bytes so that they
-        # do not start 4 KiB apart (stores to such rows alias in the CPU's load/store queue: ~10%).
-        out_f = np.empty((len(FLOAT_OUTPUTS), n + 8))[:, :n]
-        out_b = np.empty((len(FLAG_OUTPUTS), n + 64), dtype=bool)[:, :n]
+        # Fresh each step: the info arrays are columns of out_f / out_b (an account's outputs are
+        # contiguous, see envs.step) and rows of out_p, padded by 64 bytes so that they do not start
+        # 4 KiB apart (stores to such rows alias in the CPU's load/store queue: ~10%).
+        out_f = np.empty((n, len(FLOAT_OUTPUTS)))
+        out_b = np.empty((n, len(FLAG_OUTPUTS)), dtype=bool)
         out_p = np.empty((len(PAIR_OUTPUTS), n + 8, p))[:, :n]
         obs = np.empty((n if observe else 0, self.obs_dim), dtype=np.float32)
         kernel.batch_step(self.bars, self.table, self.prm, state.t, state.end, state.cash, state.units, state.avg_price,
@@ -202,8 +203,8 @@ class FxRiskCore:
         blocks = (out_f, out_b, out_p)
         info = {"t": state.t.copy()}
         for key, (block, row) in _INFO_SOURCES:
-            info[key] = blocks[block][row]
-        return (obs if observe else None), out_f[0], out_b[0], out_b[1], info
+            info[key] = out_p[row] if block == 2 else blocks[block][:, row]
+        return (obs if observe else None), out_f[:, 0], out_b[:, 0], out_b[:, 1], info
 
 
 class SingleAccount:
