@@ -22,6 +22,8 @@ from simulator.data.frequency import bars_per_year as metric_bars_per_year
 from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, INFO_KEYS, PAIR_OUTPUTS, RESET_INFO
 from envs.step import ACCOUNT_BOUND, OBS_BOUND, UTILISATION_CAP  # noqa: F401  (re-exported)
 
+DECISION_FEATURES = ("signal_strength", "vol_ratio", "target_gap", "in_band")
+"""Per-pair features that carry the sizing decision (see :func:`envs.step.account_observe`)."""
 ACCOUNT_FEATURES = ("unrealised_pnl", "var_utilisation", "margin_usage", "drawdown", "last_shield_scale")
 # Where each info entry comes from: (block, row); the block 0 floats, 1 flags, 2 per pair.
 _SOURCES = {**{k: (0, r) for r, k in enumerate(FLOAT_OUTPUTS)}, **{k: (1, r) for r, k in enumerate(FLAG_OUTPUTS)},
@@ -105,7 +107,7 @@ class FxRiskCore:
         self.config = config
         self.n_pairs = data.n_pairs
         self.market_dim = config.window * data.features.shape[1]
-        extra = self.n_pairs * (1 if config.action_mode == "exposure" else 2)
+        extra = self.n_pairs * ((1 if config.action_mode == "exposure" else 2) + len(DECISION_FEATURES))
         self.obs_dim = self.market_dim + extra + len(ACCOUNT_FEATURES)
         self.bars = kernel.pack_market(data)
         self.table = kernel.pack_table(data, config.window)
@@ -280,4 +282,5 @@ class SingleAccount:
 
 
 _empty, _float32 = np.empty, np.dtype(np.float32)  # a dtype object: np.empty is faster with it
-__all__ = ["ACCOUNT_FEATURES", "BatchState", "FxRiskCore", "RESET_INFO", "SingleAccount", "var_budget_fraction"]
+__all__ = ["ACCOUNT_FEATURES", "DECISION_FEATURES", "BatchState", "FxRiskCore", "RESET_INFO", "SingleAccount",
+           "var_budget_fraction"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from envs.config import DURATION_FIELDS, EnvConfig
 from forecasters.base import VolatilityForecaster
@@ -48,6 +49,8 @@ class EnvData:
     var_short: np.ndarray
     corr: np.ndarray | None      # (time, pair, pair) causal EWMA correlation; None for one pair
     signal: np.ndarray           # momentum direction in {-1, 0, 1}
+    signal_strength: np.ndarray  # momentum t-statistic: lookback log return / (sigma forecast x sqrt(lookback))
+    vol_ratio: np.ndarray        # log(sigma forecast / its long-run level): minus the expanding mean of log sigma
     features: np.ndarray         # (time, n_features) float32, standardised causally
     feature_names: tuple[str, ...]
     first_step: int              # first t where every input is defined and a full window exists
@@ -117,6 +120,34 @@ def momentum_signal(close: np.ndarray, lookback: int) -> np.ndarray:
     logp = np.log(close)
     out[lookback:] = np.sign(logp[lookback:] - logp[:-lookback])
     return out
+
+
+def signal_strength(close: np.ndarray, sigma: np.ndarray, lookback: int) -> np.ndarray:
+    """The momentum signal's t-statistic at each bar: the log return over the last ``lookback``
+    bars over what the volatility forecast made at that bar expects of it, sigma x sqrt(lookback).
+
+    Why: the signal itself is a sign; how far the move stands out of its noise is what a sizing
+    decision needs (0 until enough history or where the forecast is undefined; uses rows <= t).
+    """
+    out = np.zeros_like(close)
+    logp = np.log(close)
+    move = logp[lookback:] - logp[:-lookback]
+    scale = sigma[lookback:] * np.sqrt(lookback)
+    ok = np.isfinite(scale) & (scale > 0)
+    out[lookback:] = np.where(ok, move / np.where(ok, scale, 1.0), 0.0)
+    return out
+
+
+def long_run_vol_ratio(sigma: np.ndarray) -> np.ndarray:
+    """log(sigma_t / long-run level): log sigma_t minus the mean of log sigma over rows <= t.
+
+    Why: a volatility target sizes against the current forecast, a risk manager against where
+    volatility usually is; the ratio says which regime bar t is in (0 where undefined).
+    """
+    logs = np.log(np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.nan))
+    mean = pd.DataFrame(logs).expanding(min_periods=1).mean().to_numpy(np.float64)
+    out = logs - mean
+    return np.where(np.isfinite(out), out, 0.0)
 
 
 def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCache | None = None) -> EnvData:
@@ -194,6 +225,8 @@ def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCa
         var_short=risk.var_short,
         corr=corr,
         signal=momentum_signal(market.field_array("close"), config.signal_lookback),
+        signal_strength=signal_strength(market.field_array("close"), sigma, config.signal_lookback),
+        vol_ratio=long_run_vol_ratio(sigma),
         features=np.clip(np.nan_to_num(standardised, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32),
         feature_names=tuple(names),
         first_step=first,

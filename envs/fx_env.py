@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.config import EnvConfig
-from envs.core import ACCOUNT_FEATURES, OBS_BOUND, FxRiskCore, SingleAccount
+from envs.core import ACCOUNT_FEATURES, DECISION_FEATURES, OBS_BOUND, FxRiskCore, SingleAccount
 from envs.data import EnvData, prepare_env_data
 from envs.errors import InvalidActionError, ResetNeededError
 from forecasters.cache import ForecastCache
@@ -56,6 +56,7 @@ def observation_names(core: FxRiskCore) -> list[str]:
     names += [f"{s}:exposure_fraction" for s in core.data.symbols]
     if core.config.action_mode != "exposure":
         names += [f"{s}:signal" for s in core.data.symbols]
+    names += [f"{s}:{f}" for f in DECISION_FEATURES for s in core.data.symbols]
     return names + list(ACCOUNT_FEATURES)
 
 
@@ -81,7 +82,7 @@ class FxRiskEnv(gym.Env):
     :class:`~envs.errors.InvalidActionError`.
 
     ## Observation Space
-    ``Box(-100, 100, shape=(window × F + P × (1 or 2) + 5,), float32)``; names in order from
+    ``Box(-100, 100, shape=(window × F + P × (5 or 6) + 5,), float32)``; names in order from
     :func:`observation_names`:
 
     ========================  =====================================================================
@@ -93,6 +94,11 @@ class FxRiskEnv(gym.Env):
                               mean and deviation (rows <= t) and clipped at ±10
     ``<pair>:exposure_fraction``  current exposure / (maximum leverage × equity)
     ``<pair>:signal``         momentum direction in {-1, 0, 1} (every mode but exposure)
+    ``<pair>:signal_strength``  momentum t-statistic: lookback log return / (σ̂ √lookback)
+    ``<pair>:vol_ratio``      log(σ̂ / its long-run level), the level the mean of log σ̂ over bars <= t
+    ``<pair>:target_gap``     (exposure − the base rule's target) / one VaR budget, both as fractions
+                              of the maximum notional (``base_rule``: what residual mode scales)
+    ``<pair>:in_band``        1 when the position is within ``rebalance_band`` of that target
     ``unrealised_pnl``        open P&L / equity
     ``var_utilisation``       position VaR / VaR limit (capped at 10)
     ``margin_usage``          used margin / equity

@@ -176,9 +176,12 @@ N_PARAMS = len(StepParams._fields)
 
 # Per-pair fields of a bar (column j * N_BAR + field of ``bars``).
 BAR_FIELDS = ("open", "close", "spread", "liquidity", "conv", "sigma", "var_long", "var_short", "signal",
-              "differential")
-OPEN, CLOSE, SPREAD, LIQ, CONV, SIGMA, VLONG, VSHORT, SIGNAL, DIFF = range(10)
-N_BAR = 10
+              "differential", "signal_strength", "vol_ratio")
+OPEN, CLOSE, SPREAD, LIQ, CONV, SIGMA, VLONG, VSHORT, SIGNAL, DIFF, STRENGTH, VOL_RATIO = range(12)
+N_BAR = 12
+N_DECISION = 4
+"""Per-pair decision features of the observation: signal strength, volatility against its long-run
+level, the position's gap to the base rule's target (in VaR budgets) and whether it sits in the band."""
 
 # Output rows (checked against envs.fields below).
 _FLOATS = ("reward", "equity", "cash", "log_return", "spread_cost", "impact_cost", "slippage_cost", "commission",
@@ -613,9 +616,10 @@ def account_step(bars, q, t, end, cash, peak, equity, dsr_a, dsr_b, units, avg, 
 @jit(cache=True, error_model="numpy", inline="always")
 def account_observe(bars, table, q, t, units, avg, row, peak, equity, last_scale, work, obs, orow):
     """The observation of account ``row`` at bar t into ``obs[orow, :]``: the market part, then
-    per pair the exposure (fraction of the maximum notional) and, in sizing mode, the signal,
-    then unrealised P&L, VaR utilisation, margin usage (fractions of equity), drawdown and the
-    last shield scale; account features clipped to +-account_bound."""
+    per pair the exposure (fraction of the maximum notional) and, in every mode but exposure, the
+    signal; then per pair the :data:`N_DECISION` decision features; then unrealised P&L, VaR
+    utilisation, margin usage (fractions of equity), drawdown and the last shield scale; account
+    features clipped to +-account_bound."""
     p = q.n_pairs
     market_dim = table.shape[1]
     for k in range(market_dim):
@@ -641,6 +645,20 @@ def account_observe(bars, table, q, t, units, avg, row, peak, equity, last_scale
         for j in range(p):
             obs[orow, col] = bars[t, j * N_BAR + SIGNAL]
             col += 1
+    # The decision features (N_DECISION blocks of P): how strong the signal is, which volatility
+    # regime this is, and where the position stands against the base rule's target and its band.
+    for j in range(p):
+        obs[orow, col + j] = min(max(bars[t, j * N_BAR + STRENGTH], -b), b)
+        obs[orow, col + p + j] = min(max(bars[t, j * N_BAR + VOL_RATIO], -b), b)
+        held = work[_W_HELD, j] / max_notional
+        signal = bars[t, j * N_BAR + SIGNAL]
+        target = min(base_fraction(bars, q, t, j), 1.0) * signal
+        budget = budget_fraction(bars, q, t, j, signal)
+        gap = (held - target) / budget if budget > 0 else 0.0
+        obs[orow, col + 2 * p + j] = min(max(gap, -b), b)
+        inside = held * target > 0 and abs(target - held) <= q.rebalance_band * abs(target)
+        obs[orow, col + 3 * p + j] = 1.0 if inside else 0.0
+    col += N_DECISION * p
     limit = q.var_limit * eq_safe
     util = min(portfolio_var(bars, q, t, work, _W_HELD) / limit, q.utilisation_cap)
     obs[orow, col] = min(max(unrealised / eq_safe, -b), b)
@@ -825,7 +843,7 @@ def pack_market(data) -> np.ndarray:
     p = data.n_pairs
     fields = [data.open, data.close, data.spread, data.liquidity, data.conv, data.sigma, data.var_long,
               data.var_short, data.signal, np.broadcast_to(np.asarray(data.differential, dtype=np.float64),
-                                                           data.open.shape)]
+                                                           data.open.shape), data.signal_strength, data.vol_ratio]
     out = np.zeros((data.n_bars, p * N_BAR + 1 + p * p))
     for f, values in enumerate(fields):
         out[:, f:p * N_BAR:N_BAR] = np.asarray(values, dtype=np.float64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.config import EnvConfig
-from envs.core import ACCOUNT_BOUND, UTILISATION_CAP, BatchState, FxRiskCore, var_budget_fraction
+from envs.core import ACCOUNT_BOUND, UTILISATION_CAP, BatchState, FxRiskCore, bars_per_year, var_budget_fraction
 from envs.data import EnvData
 from envs.errors import STEP_PAST_DATA, ResetNeededError
 from envs.rewards import differential_sharpe, log_return, risk_penalty
@@ -51,6 +51,7 @@ class NumpyCore:
         parts = [market, np.clip(exposure / max_notional[:, None], -ACCOUNT_BOUND, ACCOUNT_BOUND)]
         if cfg.action_mode == "sizing":
             parts.append(d.signal[t])
+        parts += self._decision(exposure / max_notional[:, None], t)
         unrealised = np.nansum(state.units * (d.close[t] - np.nan_to_num(state.avg_price, nan=0.0)) * d.conv[t]
                                * (state.units != 0), axis=1)
         limit = cfg.var_limit * np.maximum(eq, 1e-12)
@@ -61,6 +62,29 @@ class NumpyCore:
                                     state.last_scale], axis=1), -ACCOUNT_BOUND, ACCOUNT_BOUND)
         parts.append(account)
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def _decision(self, held: np.ndarray, t: np.ndarray) -> list[np.ndarray]:
+        """Signal strength, volatility ratio, gap to the base rule's target (VaR budgets), in band."""
+        d, cfg = self.data, self.config
+        signal, sigma = d.signal[t], d.sigma[t]
+        side = np.where(signal > 0, d.var_long[t], d.var_short[t])
+        lev = cfg.account.max_leverage
+        if cfg.base_rule == "vol_target":
+            ok = np.isfinite(sigma) & (sigma > 0)
+            base = np.where(ok, np.minimum(cfg.base_target_vol / np.where(ok, sigma, 1.0)
+                                           / np.sqrt(bars_per_year(d)), cfg.base_max_leverage), 0.0) / lev
+        else:
+            active = np.maximum((signal != 0).sum(axis=1, keepdims=True), 1)
+            ok = np.isfinite(side) & (side > 0)
+            base = np.where(ok, cfg.var_limit / (np.where(ok, side, 1.0) * active), 0.0) / lev
+        target = np.minimum(base, 1.0) * signal
+        budget = var_budget_fraction(np.where(signal < 0, -1.0, 1.0), d.var_long[t], d.var_short[t],
+                                     cfg.var_limit, lev)
+        gap = np.where(budget > 0, (held - target) / np.where(budget > 0, budget, 1.0), 0.0)
+        inside = (held * target > 0) & (np.abs(target - held) <= cfg.rebalance_band * np.abs(target))
+        bound = ACCOUNT_BOUND
+        return [np.clip(d.signal_strength[t], -bound, bound), np.clip(d.vol_ratio[t], -bound, bound),
+                np.clip(gap, -bound, bound), inside.astype(np.float64)]
 
     def target_fraction(self, action: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Requested exposure per pair as a signed fraction of the maximum leverage.
