@@ -79,11 +79,20 @@ def test_the_wheel_carries_every_data_file_and_runs_outside_the_repository(tmp_p
         files = [p.relative_to(REPO).as_posix() for p in REPO.glob(pattern)]
         assert files and set(files) <= names, pattern
     assert not any(n.startswith(("tests/", "scripts/")) for n in names)
-    # Act: import it from an unpacked copy, away from the repository, and run an episode
-    site = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(site)
-    out = subprocess.run([sys.executable, "-s", "-c", RUN_FROM_WHEEL, str(site)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(site)})
+    # Act: install it into a fresh virtual environment away from the repository (its dependencies
+    # from this one's site-packages as a plain path: no editable finder, so the repository is not seen)
+    fresh = tmp_path / "fresh-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True, capture_output=True, timeout=300)
+    python = fresh / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (site / "fxrisk-test-deps.pth").write_text("\n".join(deps) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([str(python), "-s", "-c", RUN_FROM_WHEEL, str(site)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     steps, scenarios = map(int, out.stdout.split())
     assert steps > 100 and scenarios >= 13
