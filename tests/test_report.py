@@ -1,4 +1,4 @@
-"""The stress-test comparison report (agents/report/build.py, scripts/compare.py) on a synthetic run folder.
+"""The stress-test comparison report (agents/report/, scripts/compare.py) on a synthetic run folder.
 
 The fixture writes what scripts/stress_test.py writes: results.csv (metrics from
 agents.evaluation.metrics.summarise, so the numbers are self-consistent) and per-step cells, for three
@@ -20,18 +20,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.report.build import (
-    CellStore,
-    ReportSettings,
-    aligned_returns,
-    build_report,
-    deflated_sharpe,
-    load_results,
-    markdown_table,
-    paired_test,
-    rank_policies,
-    verdict,
-)
+from agents.report.build import ReportSettings, build_report
+from agents.report.formatting import markdown_table
+from agents.report.ranking import aligned_returns, deflated_sharpe, paired_test, rank_policies
+from agents.report.results import CellStore, load_results
+from agents.report.text import verdict
 from simulator.common.errors import DataError
 from agents.evaluation.metrics import summarise
 
