@@ -68,13 +68,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from agents.report import text
 from agents.report.analysis import Analysis, analyse
 from agents.report.formatting import markdown_table
 from agents.report.plots import Figure, draw_all
 from agents.report.publish import publish, render_html
 from agents.report.ranking import ranking_table, scenario_matrix, scenario_summary
 from agents.report.results import BASELINE_SCENARIO, load_results, read_yaml
-from agents.report import text
 from simulator.common.errors import ConfigError, DataError
 from simulator.common.run_folder import atomic_write_csv, atomic_write_text, git_revision
 

@@ -47,6 +47,7 @@ from agents.report.style import (
 )
 from simulator.common.run_folder import atomic_write_bytes
 
+
 def _figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], sharex: bool = False,
             height_ratios: Sequence[float] | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg

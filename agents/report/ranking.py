@@ -22,7 +22,7 @@ from agents.evaluation.statistics import (
     paired_sharpe_difference,
 )
 from agents.report.formatting import p_text, pct
-from agents.report.results import BASELINE_SCENARIO, PNL, RET, T, TIMESTAMP, VAR, CellStore
+from agents.report.results import BASELINE_SCENARIO, PNL, RET, TIMESTAMP, VAR, CellStore, T
 from simulator.common.errors import ConfigError
 
 DEFAULT_BARS_PER_YEAR = 6240.0  # hourly FX bars, 24 x 260 (agents.evaluation.metrics.bars_per_year)

@@ -19,6 +19,7 @@ from agents.report.plots import Figure
 from agents.report.ranking import best_of_kind
 from agents.report.results import BASELINE_SCENARIO, WINDOW_COLUMNS, data_notes, training_runs
 
+
 def verdict(ranking: pd.DataFrame, paired: Mapping[str, Any] | None = None, *, alpha: float = 0.05) -> str:
     """The plain-words verdict of the first screen, generated from the numbers.
 
