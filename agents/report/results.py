@@ -391,6 +391,7 @@ def skipped_scenarios(run_dir: Path) -> list[str]:
 
 
 def read_yaml(path: Path) -> tuple[Any, str | None]:
+    """A run folder's YAML (None when absent) and, when it cannot be read, why (a note, not an abort)."""
     if not path.is_file():
         return None, None
     try:
@@ -414,6 +415,7 @@ def run_cells(results: pd.DataFrame, policies: Sequence[str], scenarios: Sequenc
 
 
 def stress_window(results: pd.DataFrame, scenario: str, seed: int) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The (start, end) UTC stress window of one run, None when there is none recorded."""
     if scenario == BASELINE_SCENARIO:
         return None  # the unstressed test data has no stress window (whatever span the file gives)
     g = results[(results["scenario"] == scenario) & (results["seed"] == seed)]
