@@ -1,4 +1,4 @@
-"""The stress-test comparison report (agents/report/build.py, scripts/compare.py) on a synthetic run folder.
+"""The stress-test comparison report (agents/report/, scripts/compare.py) on a synthetic run folder.
 
 The fixture writes what scripts/stress_test.py writes: results.csv (metrics from
 agents.evaluation.metrics.summarise, so the numbers are self-consistent) and per-step cells, for three
@@ -20,18 +20,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.report.build import (
-    CellStore,
-    ReportSettings,
-    aligned_returns,
-    build_report,
-    deflated_sharpe,
-    load_results,
-    markdown_table,
-    paired_test,
-    rank_policies,
-    verdict,
-)
+from agents.report.build import ReportSettings, build_report
+from agents.report.formatting import markdown_table
+from agents.report.ranking import aligned_returns, deflated_sharpe, paired_test, rank_policies
+from agents.report.results import CellStore, load_results
+from agents.report.text import verdict
 from simulator.common.errors import DataError
 from agents.evaluation.metrics import summarise
 
@@ -336,3 +329,63 @@ def test_the_verdict_says_each_risk_figure_once_and_none_for_a_policy_that_never
                                                              var_exceptions=0)
     ranking = rank_policies(flat, rng=np.random.default_rng(0), n_resamples=200)
     assert "VaR exceptions" not in verdict(ranking, None)
+
+
+def test_a_registered_plot_is_drawn_and_shown_in_its_section_without_touching_the_writer(tmp_path, run_dir,
+                                                                                           monkeypatch) -> None:
+    from agents.report import plots
+
+    monkeypatch.setattr(plots, "PLOTS", dict(plots.PLOTS))  # the registration below ends with the test
+
+    @plots.register("heatmap_return", section="scenarios")
+    def _return(a, folder):
+        matrix = plots.scenario_matrix(a.results, "total_return", a.order, a.scenarios)
+        path = plots.plot_heatmap(matrix, folder / "heatmap_return.png", title="Mean return")
+        return [plots.Figure("heatmap_return", "scenarios", path, "Mean return by policy and scenario")], []
+
+    result = build_report(run_dir, out_dir=tmp_path, settings=ReportSettings(n_resamples=200))
+    assert list(result.plots)[-1] == "heatmap_return"  # drawn last, in registration order
+    md = result.markdown.read_text()
+    section = md.split("## Sharpe ratio, drawdown and limit breaches by scenario")[1].split("\n## ")[0]
+    assert "![Mean return by policy and scenario](heatmap_return.png)" in section
+    assert (result.path / "heatmap_return.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_plot_registry_refuses_a_name_twice_and_an_unknown_section() -> None:
+    from agents.report.plots import PLOTS, register
+
+    before = dict(PLOTS)
+    with pytest.raises(ValueError, match="registered twice"):
+        register("heatmap_sharpe", section="scenarios")(lambda a, folder: ([], []))
+    with pytest.raises(ValueError, match="section 'nowhere'"):
+        register("elsewhere", section="nowhere")
+    assert PLOTS == before
+
+
+def test_cell_columns_are_checked_against_the_cell_schema() -> None:
+    from agents.evaluation import cells
+
+    assert cells.columns("equity", "equity_before", "step") == ("equity", "equity_before", "step")
+    with pytest.raises(KeyError, match="equty"):
+        cells.columns("equity", "equty")
+
+
+def test_policies_with_the_same_metrics_but_other_positions_are_not_merged(tmp_path, run_dir) -> None:
+    from agents.report.results import exposure_columns, merge_identical_policies, read_cell
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("report*"))
+    results = load_results(run / "results.csv")
+    twin = results[results["policy"] == "vol_target"].assign(policy="vol_twin")
+    both = pd.concat([results, twin], ignore_index=True)
+    shutil.copytree(run / "cells" / "vol_target", run / "cells" / "vol_twin")
+    assert exposure_columns(read_cell(run / "cells" / "vol_twin" / "baseline" / "seed-0.csv.gz")) == [
+        "exposure_EURUSD", "exposure_USDJPY"]
+    merged, notes = merge_identical_policies(both, CellStore(run))
+    assert "vol_twin" not in set(merged["policy"]) and "vol_twin acted exactly like vol_target" in notes[0]
+    for path in (run / "cells" / "vol_twin").rglob("*.csv.gz"):  # same equity, other positions
+        frame = pd.read_csv(path)
+        frame["exposure_USDJPY"] = -frame["exposure_USDJPY"]
+        frame.to_csv(path, index=False)
+    kept, notes = merge_identical_policies(both, CellStore(run))
+    assert "vol_twin" in set(kept["policy"]) and not notes

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.report.build import build_report, plot_heatmap
+from agents.report.build import build_report
 from agents.report.interactive import InteractiveInputs, figure_heatmap
+from agents.report.plots import plot_heatmap
 from agents.report.style import (
     account_units,
     diverging_limits,

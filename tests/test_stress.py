@@ -232,7 +232,8 @@ def test_ray_backend_without_ray_is_one_line(tmp_path, monkeypatch, capsys) -> N
 
 @pytest.mark.slow  # trains two tiny agents and builds a report (about 40 s on 2 cores)
 def test_an_agents_training_seeds_are_runs_of_their_own_in_results_and_intervals(tmp_path, capsys) -> None:
-    from agents.report.build import collapse_seed_invariant, load_results, rank_policies
+    from agents.report.ranking import rank_policies
+    from agents.report.results import collapse_seed_invariant, load_results
 
     # Arrange: two training seeds of one tiny agent (scripts/train.py --seeds writes <name>-s<seed>)
     raw = yaml.safe_load(small_config(tmp_path).read_text())

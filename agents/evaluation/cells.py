@@ -29,3 +29,11 @@ OPTIONAL: tuple[str, ...] = tuple(c for c in CELL_COLUMNS if c not in REQUIRED)
 if set(CELL_COLUMNS) != set(ROLLOUT_COLUMNS) | set(STEP_COLUMNS):  # pragma: no cover - a guard
     raise ImportError("agents.evaluation.cells: CELL_COLUMNS must be the rollout's and the step's columns")
 
+
+def columns(*names: str) -> tuple[str, ...]:
+    """``names``, each checked to be a declared cell column (a typo fails at import, not in a report)."""
+    unknown = [n for n in names if n not in CELL_COLUMNS]
+    if unknown:
+        raise KeyError(f"not cell columns (agents.evaluation.cells.CELL_COLUMNS): {unknown}")
+    return names
+

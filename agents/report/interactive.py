@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents.report.results import EQUITY, EQUITY_BEFORE, LEVERAGE, PNL, STOPPED_OUT, TIMESTAMP, VAR, T
 from agents.report.style import (
     AccountUnits,
     PolicyStyle,
@@ -46,7 +47,7 @@ Window = tuple[pd.Timestamp, pd.Timestamp] | None
 class InteractiveInputs:
     """Everything the interactive page shows, computed by the static report (one source of numbers).
 
-    ``cells``: per policy, the normalised per-step records (:func:`agents.report.build.read_cell`) of the
+    ``cells``: per policy, the normalised per-step records (:func:`agents.report.results.read_cell`) of the
     focus ``scenario`` and ``seed`` (policies without records left out). ``matrices``: metric name
     → policy × scenario table (means over seeds, fractions). ``pnl_policy``: the best-ranked policy
     that trades on the focus run (None: no plot); ``nominal_rate``: its VaR's nominal exception rate.
@@ -76,11 +77,11 @@ class InteractiveInputs:
 
 def _x(frame: pd.DataFrame) -> tuple[list[str] | np.ndarray, pd.DatetimeIndex | None]:
     """x values of a cell: ``YYYY-MM-DD HH:MM`` (UTC) strings when every timestamp parsed, else the bar index."""
-    ts = frame["timestamp"]
+    ts = frame[TIMESTAMP]
     if len(ts) and ts.notna().all():
         index = pd.DatetimeIndex(ts).tz_convert("UTC").tz_localize(None)
         return list(index.strftime("%Y-%m-%d %H:%M")), index
-    return frame["t"].to_numpy(), None
+    return frame[T].to_numpy(), None
 
 
 def _stamp(value: pd.Timestamp) -> str:
@@ -142,10 +143,10 @@ def figure_equity_drawdown_position(inputs: InteractiveInputs) -> Any:
         x, idx = _x(frame)
         if idx is not None:
             index = idx if index is None else index.union(idx)
-        equity = frame["equity"].to_numpy(np.float64)
-        start = np.concatenate([frame["equity_before"].to_numpy(np.float64)[:1], equity])
+        equity = frame[EQUITY].to_numpy(np.float64)
+        start = np.concatenate([frame[EQUITY_BEFORE].to_numpy(np.float64)[:1], equity])
         dd = -100.0 * drawdown_series(start)[1:]
-        stopped = bool(frame["stopped_out"].any())
+        stopped = bool(frame[STOPPED_OUT].any())
         name = p + (" (stopped out)" if stopped else "")
         line = {"color": style.colour, "dash": style.dash, "width": 1.8}
         common = {"x": x, "mode": "lines", "legendgroup": p, "line": line}
@@ -153,7 +154,7 @@ def figure_equity_drawdown_position(inputs: InteractiveInputs) -> Any:
                                  **common), row=1, col=1)
         fig.add_trace(go.Scatter(y=dd, name=name, showlegend=False,
                                  hovertemplate=f"{p}: %{{y:.2f}}% drawdown<extra></extra>", **common), row=2, col=1)
-        fig.add_trace(go.Scatter(y=frame["leverage"].to_numpy(np.float64), name=name, showlegend=False,
+        fig.add_trace(go.Scatter(y=frame[LEVERAGE].to_numpy(np.float64), name=name, showlegend=False,
                                  hovertemplate=f"{p}: %{{y:.2f}}× equity<extra></extra>", **common), row=3, col=1)
         if stopped:
             fig.add_trace(go.Scatter(x=x[-1:], y=equity[-1:], mode="markers", legendgroup=p, showlegend=False,
@@ -237,8 +238,8 @@ def figure_pnl_var(inputs: InteractiveInputs) -> Any:
     money = units.money
     x, index = _x(frame)
     x = np.asarray(x, dtype=object)
-    pnl = frame["pnl"].to_numpy(np.float64)
-    var = frame["var"].to_numpy(np.float64)
+    pnl = frame[PNL].to_numpy(np.float64)
+    var = frame[VAR].to_numpy(np.float64)
     held = np.isfinite(var) & (var > 0)
     exc = held & (-pnl > var)
     lo, hi, _ = robust_limits(np.concatenate([pnl, -var[held]]))

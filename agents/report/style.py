@@ -1,6 +1,6 @@
 """What the static and the interactive stress reports share: policy styles, units, robust ranges.
 
-Why a module of its own: the PNG report (``agents/report/build.py``) and the interactive one
+Why a module of its own: the PNG report (``agents/report/plots.py``) and the interactive one
 (``agents/report/interactive.py``) must draw a policy in the same colour and line style, name the
 same units and clip the same outliers, so a reader who switches between them is not misled. Every
 function here is pure (values in, values out), so each is tested on its own.
@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from agents.report.results import GROSS_EXPOSURE, VAR
 
 __all__ = [
     "AccountUnits",
@@ -201,6 +203,6 @@ def trades(frame: pd.DataFrame | None) -> bool:
     """True when a run's per-step records show a position: a non-zero exposure, or a VaR above 0."""
     if frame is None or frame.empty:
         return False
-    gross = frame["gross_exposure"].to_numpy(np.float64) if "gross_exposure" in frame.columns else np.zeros(0)
-    var = frame["var"].to_numpy(np.float64) if "var" in frame.columns else np.zeros(0)
+    gross = frame[GROSS_EXPOSURE].to_numpy(np.float64) if GROSS_EXPOSURE in frame.columns else np.zeros(0)
+    var = frame[VAR].to_numpy(np.float64) if VAR in frame.columns else np.zeros(0)
     return bool((np.nan_to_num(gross) != 0).any() or (np.nan_to_num(var) > 0).any())
