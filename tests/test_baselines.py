@@ -431,3 +431,22 @@ def test_predict_unbound_or_mismatched_is_an_error(one_pair: EnvData) -> None:
     policy.bind(view)
     with pytest.raises(ValueError, match="bound view has 2"):
         policy.predict(core.observe(state)[:1])
+
+
+def test_no_two_baselines_act_alike_on_every_bar_under_the_default_env() -> None:
+    # Arrange: the default env (EnvConfig()'s modes, shield and limit) on the bundled sample
+    import itertools
+
+    from agents.evaluation.rollout import evaluation_config, run_policy
+    from simulator.data.sample import load_sample
+
+    config = evaluation_config(EnvConfig(vol_model="ewma"))
+    data = prepare_env_data(load_sample(), config)
+    # Act: every baseline over the first 1,500 bars of the span
+    held = {}
+    for name in sorted(BASELINES):
+        records = run_policy(make_baseline(name), data, config, max_steps=1500).records
+        held[name] = records[[c for c in records.columns if c.startswith("exposure")]].to_numpy()
+    # Assert: each pair of rules holds different positions on some bar
+    for a, b in itertools.combinations(held, 2):
+        assert held[a].shape != held[b].shape or not np.allclose(held[a], held[b], rtol=1e-9), (a, b)
