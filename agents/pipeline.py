@@ -195,11 +195,9 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
     sample = load_sample()
     data = data_summary(sample, years=0.5 if quick else 4.0, seed=42, runs_root=root, argv=argv, log=log)
     step(2, "forecasts: volatility models, VaR/ES, backtests on the sample's test span")
-    forecast_settings = ForecastReportSettings(alpha=0.99, es_alpha=0.975, window=1000, min_window=1000,
-                                               refit_every=250, garch_window=3000, train=0.5, validation=0.2,
-                                               neural=bool(settings["neural"]), seed=0)
-    forecast = forecast_report(sample, forecast_split(sample), forecast_settings, runs_root=root, argv=argv, log=log,
-                               progress=False)
+    forecast_settings = ForecastReportSettings(neural=bool(settings["neural"]))  # forecast_report.py's defaults
+    split = forecast_split(sample, train=forecast_settings.train, validation=forecast_settings.validation)
+    forecast = forecast_report(sample, split, forecast_settings, runs_root=root, argv=argv, log=log, progress=False)
 
     training: dict[str, list[Path]] = {}
     sample_models: list[tuple[str, Path]] = []
@@ -251,8 +249,7 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
                 summary=f"Finished in {seconds:.0f} s; timesteps {settings['sample_timesteps']:,} per sample agent, "
                         f"{settings['ecb_timesteps']:,} per ECB training seed ({len(seeds)} seeds); stress seeds "
                         f"{', '.join(map(str, stress_seeds))}{'; quick mode' if quick else ''}.")
-    done = folder.finish()
-    assert done == final
+    folder.finish()  # renames the root to ``final``: every path below is now real
     result = MainJobResult(root=final, index=final / "index.html", data=at_end(data.path),
                            forecast=at_end(forecast.path), training={k: [at_end(p) for p in v]
                                                                      for k, v in training.items()},

@@ -50,16 +50,16 @@ class ForecastReportSettings:
     """What the forecast report fits and backtests: confidences (fractions), windows and refit interval (bars),
     the LSTM/GRU training and validation shares (fractions of the bars) and their seed."""
 
-    alpha: float
-    es_alpha: float
-    window: int
-    min_window: int
-    refit_every: int
-    garch_window: int
-    train: float
-    validation: float
-    neural: bool
-    seed: int
+    alpha: float = 0.99
+    es_alpha: float = 0.975
+    window: int = 1000
+    min_window: int = 1000
+    refit_every: int = 250
+    garch_window: int = 3000
+    train: float = 0.5
+    validation: float = 0.2
+    neural: bool = True
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not (0.5 < self.alpha < 1 and 0.5 < self.es_alpha < 1):
