@@ -8,6 +8,7 @@ TensorBoard command, with links that work from the folder itself (relative paths
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.common.run_folder import atomic_write_text
@@ -35,8 +36,12 @@ def run_links(root: Path) -> dict[str, list[Path]]:
     return out
 
 
-def write_index(root: str | Path, *, title: str, summary: str = "") -> Path:
-    """Write ``root/index.html`` (relative links to every report, manifest and TensorBoard log) and return it."""
+def write_index(root: str | Path, *, title: str, summary: str = "", tensorboard: Sequence[str] | None = None) -> Path:
+    """Write ``root/index.html`` (relative links to every report, manifest and TensorBoard log) and return it.
+
+    ``tensorboard``: the commands to show under "Learning curves" (default one on ``root/training``,
+    or ``root``). A job that writes into a ``.partial`` root passes commands with its final path.
+    """
     root = Path(root)
     links = run_links(root)
     parts = [f"<h1>{html.escape(title)}</h1>"]
@@ -49,9 +54,10 @@ def write_index(root: str | Path, *, title: str, summary: str = "") -> Path:
     boards = sorted({p.parent.relative_to(root) for p in root.glob("**/tensorboard/**/events.out.tfevents.*")
                      if not any(x.endswith(".partial") for x in p.relative_to(root).parts)})
     if boards:
-        logdir = root / "training" if (root / "training").is_dir() else root
-        parts.append("<h2>Learning curves</h2><p>Open TensorBoard on the training runs:</p>"
-                     f"<pre>tensorboard --logdir {html.escape(str(logdir))}</pre>")
+        if tensorboard is None:
+            tensorboard = [f"tensorboard --logdir {root / 'training' if (root / 'training').is_dir() else root}"]
+        commands = "\n".join(html.escape(c) for c in tensorboard)
+        parts.append(f"<h2>Learning curves</h2><p>Open TensorBoard on the training runs:</p><pre>{commands}</pre>")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
             "<style>body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
             "li{margin:.2em 0}pre{background:#f4f4f4;padding:.6em}</style></head><body>"

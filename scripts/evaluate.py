@@ -29,14 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.baselines import BASELINES, make_baseline  # noqa: E402
-from agents.evaluation.rollout import SeedEnsemble, evaluation_config, run_policy  # noqa: E402
-from agents.hyperparams import DEFAULT_CONFIG, TrainConfig, add_data_arguments, with_data_arguments  # noqa: E402
-from agents.training import load_market, load_trained_policy, resolve_model, split_data  # noqa: E402
+from agents.baselines import BASELINES  # noqa: E402
+from agents.evaluation.single_run import evaluate_policy, evaluation_lines  # noqa: E402
+from agents.hyperparams import add_data_arguments, with_data_arguments  # noqa: E402
 from simulator.common.cli import ArgumentParser, guard, prepare_out  # noqa: E402
-from simulator.common.configuration import from_mapping, load_yaml  # noqa: E402
 from simulator.common.errors import ConfigError, DataError  # noqa: E402
-from simulator.common.run_folder import RunFolder  # noqa: E402
 
 
 def parse_params(items: list[str]) -> dict[str, int | float | str]:
@@ -83,51 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --model RUN_DIR or --baseline NAME (see --list-baselines)")
     prepare_out(args.out)
     try:
-        if args.model is not None:
-            resolved_models = [resolve_model(m) for m in args.model]
-            run_dir = resolved_models[0][1]
-            config_path = args.config or run_dir / "config.yaml"
-            if not config_path.is_file():
-                raise FileNotFoundError(f"{config_path}: no training config next to the model — pass --config")
-            members = [load_trained_policy(path, name="ppo") for path, _ in resolved_models]
-            if len(members) == 1:
-                policy, label = members[0], f"ppo:{run_dir.name}"
-            else:
-                envs = {str(load_yaml(d / "config.yaml").get("env")) for _, d in resolved_models}
-                if len(envs) > 1:
-                    raise ConfigError("the --model runs were trained in different env configs: a seed ensemble "
-                                      "needs one (train them with train.py --seeds)")
-                policy = SeedEnsemble(members)
-                label = f"ensemble:{len(members)} seeds"
-        else:
-            config_path = args.config or DEFAULT_CONFIG
-            policy = make_baseline(args.baseline, **parse_params(args.param))
-            label = args.baseline
-        config = from_mapping(TrainConfig, load_yaml(config_path), source=str(config_path))
-        config = with_data_arguments(config, args)
-        data = split_data(load_market(config.data, account_currency=config.env.account.currency), config.env,
-                          config.data)
-        result = run_policy(policy, data.span(args.split), evaluation_config(config.env), label=label)
+        done = evaluate_policy(models=args.model or (), baseline=args.baseline, params=parse_params(args.param),
+                               config=args.config, split=args.split, runs_root=args.out,
+                               adjust=lambda config: with_data_arguments(config, args),
+                               argv=sys.argv if argv is None else ["evaluate.py", *argv])
     except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    resolved = {"policy": label, "split": args.split, "dates": data.dates()[args.split],
-                "training_config": config.to_dict(), "baseline_params": parse_params(args.param),
-                "data_notes": [*data.market.notes, *data.full.notes]}
-    with RunFolder(args.out, f"evaluate-{label.split(':')[0]}", config=resolved,
-                   argv=sys.argv if argv is None else ["evaluate.py", *argv]) as folder:
-        folder.write_csv("steps.csv", result.records, index=False)
-        folder.write_csv("summary.csv", result.summary, index=False)
-        summary = {k: (v.item() if hasattr(v, "item") else v) for k, v in result.summary.iloc[0].to_dict().items()}
-        folder.write_yaml("summary.yaml", summary)
-    print(f"{label} on the {args.split} split ({data.dates()[args.split]}):")
-    for key in ("total_return", "annualised_volatility", "sharpe_ratio", "sortino_ratio", "max_drawdown", "cvar",
-                "var_exceptions", "var_exception_rate", "breach_rate", "time_over_limit", "costs_paid",
-                "turnover_x_equity", "stop_outs"):
-        if key in summary:
-            value = summary[key]
-            print(f"  {key:16s} {value:.4f}" if isinstance(value, float) else f"  {key:16s} {value}")
-    print(f"run folder: {folder.path}")
+    print("\n".join(evaluation_lines(done)))
+    print(f"run folder: {done.path}")
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -158,46 +157,6 @@ def test_unknown_scenario_or_baseline_is_one_clear_line(tmp_path, capsys) -> Non
     rc = load_script("stress_test").main(["--baselines", "vol_targte", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "vol_targte" in err and "vol_target" in err
-
-
-@pytest.mark.slow
-def test_main_job_quick_runs_the_whole_pipeline(tmp_path, capsys) -> None:
-    rc = load_script("main_job").main(["--quick", "--out", str(tmp_path), "--workers", "2"])
-    assert rc == 0
-    (run,) = tmp_path.iterdir()
-    assert run.name.startswith("main-") and not run.name.endswith(".partial")
-    for market in ("sample", "g10"):
-        reports = list(run.glob(f"{market}/stress-*/report/report.html"))
-        assert reports and reports[0].stat().st_size > 10_000, market
-    multi = pd.read_csv(next(run.glob("g10/stress-*/results.csv")))
-    assert "correlation_break" in set(multi.scenario)  # a three-pair market: it applies
-    results = pd.read_csv(next(run.glob("sample/stress-*/results.csv")))
-    # An agent with no checkpoint eligible on validation is stress-tested as <name>_unselected (its final model).
-    names = {p.removesuffix("_unselected"): p for p in set(results.policy)}
-    assert {"ppo", "ppo_penalty", "ppo_lagrangian", "flat", "vol_target"} <= set(names)
-    assert set(results[results.policy == names["ppo"]].kind) == {"agent"}
-    # Each agent acts in the env it was trained in; baselines in the plan's (the first model's).
-    modes = results.groupby("policy").var_mode.agg(set)
-    assert modes[names["ppo"]] == {"shield"} and modes[names["ppo_lagrangian"]] == {"cost"}
-    assert modes[names["ppo_penalty"]] == {"penalty"} and modes["flat"] == {"shield"}
-    out = capsys.readouterr().out
-    assert out.splitlines()[-1].startswith("report (bundled sample") and "Sharpe" in out
-    assert np.isfinite(results.sharpe_ratio).all()
-    # Every path printed exists when the job ends (none points into the .partial folder).
-    printed = set(re.findall(re.escape(str(tmp_path)) + r"[^\s'\",)]*", out))
-    assert printed and ".partial" not in " ".join(printed)
-    assert all(Path(p).exists() for p in printed), sorted(p for p in printed if not Path(p).exists())
-    # The index links every report, each link resolving inside the run folder.
-    index = (run / "index.html").read_text()
-    links = re.findall(r'href="([^"]+)"', index)
-    assert any(link.endswith("report.html") for link in links) and any("manifest.yaml" in link for link in links)
-    assert all((run / link).is_file() for link in links)
-    # The sample report shows how each agent was trained and which checkpoint it kept.
-    md = next(run.glob("sample/stress-*/report/report.md")).read_text()
-    training = md.split("## Training")[1].split("## ")[0]
-    for agent in ("ppo", "ppo_penalty", "ppo_lagrangian"):
-        assert f"| {names[agent]} " in training
-    assert "of 8,192" in training and "learning_curves.png" in training
 
 
 @pytest.mark.slow  # starting a local Ray takes tens of seconds on a busy 2-core machine
