@@ -308,3 +308,163 @@ def _take(state: BatchState, idx: np.ndarray) -> BatchState:
 def _put(state: BatchState, idx: np.ndarray, sub: BatchState) -> None:
     for k in state.__dataclass_fields__:
         getattr(state, k)[idx] = getattr(sub, k)
+
+
+# -- many markets at once: the stress grid ----------------------------------------------------
+def stack_data(parts: Sequence[EnvData]) -> tuple[EnvData, np.ndarray]:
+    """Several prepared markets laid end to end along time as one :class:`EnvData`, and the row
+    where each part starts in it.
+
+    Why: the step reads rows t and t + 1 of its market only, so accounts of different markets
+    (the seeds and scenarios of a stress grid) can be stepped by one core: account of part k
+    lives at rows ``offset[k] + t``. The parts must agree on pairs, features, bar length and
+    the step's bars-per-year (which the core takes from the first part); the per-pair rate
+    differential becomes a (time, pair) array (the step reads it per row). Raises ValueError.
+    """
+    if not parts:
+        raise ValueError("stack_data needs at least one market")
+    head = parts[0]
+    from envs.core import bars_per_year as core_bars_per_year
+
+    per_year = core_bars_per_year(head)
+    for k, part in enumerate(parts):
+        same = (part.symbols == head.symbols and part.feature_names == head.feature_names
+                and part.bar_hours == head.bar_hours and (part.corr is None) == (head.corr is None)
+                and (part.high is None) == (head.high is None) and (part.low is None) == (head.low is None)
+                and core_bars_per_year(part) == per_year)
+        if not same:
+            raise ValueError(f"market {k} cannot be stacked with market 0: pairs, features, bar length or "
+                             f"bars per year differ")
+    sizes = np.array([p.n_bars for p in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+    def cat(name: str) -> np.ndarray | None:
+        first = getattr(head, name)
+        return None if first is None else np.concatenate([getattr(p, name) for p in parts], axis=0)
+
+    differential = np.concatenate([np.broadcast_to(np.asarray(p.differential, dtype=np.float64), p.open.shape)
+                                   for p in parts], axis=0)
+    stacked = replace(head, index=cat("index"), open=cat("open"), close=cat("close"), spread=cat("spread"),
+                      liquidity=cat("liquidity"), conv=cat("conv"), days=cat("days"), differential=differential,
+                      sigma=cat("sigma"), var_long=cat("var_long"), var_short=cat("var_short"), corr=cat("corr"),
+                      signal=cat("signal"), features=cat("features"), high=cat("high"), low=cat("low"),
+                      span_end=None)
+    return stacked, offsets
+
+
+def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvConfig, *,
+             labels: Sequence[str] | None = None, deterministic: bool = True) -> list[list[EvaluationResult]]:
+    """Every policy over every market, all as accounts of one batched core: ``out[k][i]`` is
+    policy i over ``parts[k]``, from the part's first bar to its end.
+
+    Why: a stress grid runs the same policies over many stressed markets; one loop over the bars
+    steps every (market, policy) account at once (:func:`stack_data`), and each rule-based policy
+    answers for all its accounts in one vectorised call (bound with
+    :meth:`~agents.baselines.RuleBasedPolicy.bind_stacked`, its causal arrays computed per market).
+    Per account the arithmetic is :func:`run_policy`'s, so ``out[k][i]`` is what
+    ``run_policy(policy, parts[k], config)`` gives alone (a test holds them equal). Other policies
+    (trained agents) are asked per account, each with its own recurrent state: a batched torch
+    forward pass differs from a one-row pass in the last bits of float32 (~1e-7, measured), which
+    would move the results. They must keep per-account memory in the state they return (SB3's
+    contract), as one instance serves its accounts on every market.
+    """
+    from agents.baselines import RuleBasedPolicy
+    from envs import step as kernel
+
+    n_pol, n_parts = len(policies), len(parts)
+    if n_pol == 0 or n_parts == 0:
+        return [[] for _ in parts]
+    names = list(labels) if labels is not None else [getattr(p, "name", type(p).__name__) for p in policies]
+    if len(names) != n_pol:
+        raise ValueError(f"got {len(names)} labels for {n_pol} policies")
+    stacked, offsets = stack_data(parts)
+    core = FxRiskCore(stacked, config)
+    window = core.config.window
+    core.table = np.concatenate([kernel.pack_table(p, window) for p in parts], axis=0)  # no window across parts
+    n = n_pol * n_parts  # account i * n_parts + k: policy i on part k (a policy's accounts are one slice)
+    state = BatchState.empty(n, stacked.n_pairs)
+    starts = np.empty(n, dtype=np.int64)
+    ends = np.empty(n, dtype=np.int64)
+    episode = core.config.episode_bars
+    for k, part in enumerate(parts):
+        last = part.last_step + 1
+        end = last if episode is None else min(part.first_step + episode, last)
+        starts[k::n_parts] = offsets[k] + part.first_step
+        ends[k::n_parts] = offsets[k] + end
+    core.reset_accounts(state, np.arange(n), starts)
+    state.end[:] = ends
+    is_rule = [isinstance(p, RuleBasedPolicy) for p in policies]
+    for i, policy in enumerate(policies):
+        if is_rule[i]:
+            policy.bind_stacked(AccountView(data=stacked, config=config, state=_slice(state, i, n_parts)), parts)
+        else:
+            if hasattr(policy, "bind"):
+                raise ValueError(f"policy {names[i]!r} binds to accounts but is not rule-based: run it with "
+                                 f"run_policy")
+            if hasattr(policy, "reset"):
+                policy.reset(None)
+    rule_rows = np.concatenate([np.arange(i * n_parts, (i + 1) * n_parts) for i in range(n_pol) if is_rule[i]]
+                               or [np.zeros(0, dtype=np.int64)])
+    needs_obs = not all(is_rule)
+    fractions = np.zeros((n, stacked.n_pairs))
+    active = np.ones(n, dtype=bool)
+    rnn_states: list[Any] = [None] * n
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
+    exposures: list[np.ndarray] = []
+    equity_before: list[np.ndarray] = []
+    action = np.zeros((n, stacked.n_pairs))
+    step = 0
+    while active.any():
+        obs = core.observe(state) if needs_obs else None
+        start_flag = np.ones(1, dtype=bool) if step == 0 else np.zeros(1, dtype=bool)
+        for i, policy in enumerate(policies):
+            lo, hi = i * n_parts, (i + 1) * n_parts
+            if not active[lo:hi].any():
+                continue
+            if is_rule[i]:  # all its accounts in one call (finished ones are computed and not used)
+                view = AccountView(data=stacked, config=config, state=_slice(state, i, n_parts))
+                if step == 0:
+                    policy.reset(np.arange(n_parts))
+                f = np.asarray(policy.target_fraction(view), dtype=np.float64)
+                fractions[lo:hi] = np.where(np.isfinite(f), f, 0.0)
+                continue
+            for a in range(lo, hi):
+                if active[a]:
+                    out, rnn_states[a] = policy.predict(obs[a:a + 1], state=rnn_states[a], episode_start=start_flag,
+                                                        deterministic=deterministic)
+                    action[a] = np.clip(np.asarray(out, dtype=np.float64).reshape(1, stacked.n_pairs), -1.0, 1.0)[0]
+        rules = rule_rows[active[rule_rows]]
+        if rules.size:  # element-wise maths: each account's action is the one its own predict returns
+            mapped = fraction_to_action(fractions[rules], AccountView(data=stacked, config=config,
+                                                                      state=_take(state, rules)))
+            action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
+        idx = np.flatnonzero(active)
+        eq0 = state.equity.copy()
+        reward, terminated, truncated, info = _step_live(core, state, action, idx)
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
+        active[idx[terminated | truncated]] = False
+        step += 1
+
+    columns = {k: np.concatenate(v) for k, v in rows.items()}
+    columns["equity_before"] = np.concatenate(equity_before)
+    expo = np.concatenate(exposures)
+    order = np.argsort(columns["account"], kind="stable")  # each account's rows, in step order
+    columns = {k: v[order] for k, v in columns.items()}
+    expo = expo[order]
+    bounds = np.searchsorted(columns["account"], np.arange(n + 1))
+    out: list[list[EvaluationResult]] = [[None] * n_pol for _ in parts]  # type: ignore[list-item]
+    for i, name in enumerate(names):
+        for k, part in enumerate(parts):
+            a = i * n_parts + k
+            mine = slice(bounds[a], bounds[a + 1])
+            own = {key: v[mine] for key, v in columns.items()}
+            own["account"] = np.zeros(own["account"].size, dtype=columns["account"].dtype)
+            own["t"] = own["t"] - offsets[k]
+            records = _records_frame(own, expo[mine], name, part)
+            out[k][i] = EvaluationResult(records=records, summary=summarise_records(records, part))
+    return out
+
+
+def _slice(state: BatchState, i: int, size: int) -> BatchState:
+    """Accounts ``[i * size, (i + 1) * size)`` of ``state`` as a state of their own (views: read-only use)."""
+    return BatchState(**{k: getattr(state, k)[i * size:(i + 1) * size] for k in _FIELDS})
