@@ -119,3 +119,24 @@ def test_the_batched_plan_writes_what_the_per_policy_loop_writes_for_an_agent_an
     assert cell_bytes(tmp_path / "fast") == cell_bytes(tmp_path / "slow")
     vol = fast[fast.scenario == "vol_shock"].set_index(["policy", "seed"])["total_return"]
     assert vol.loc["ppo"].nunique() > 1  # the seeds moved the stress window: different runs
+
+
+def test_the_correlation_resumes_after_the_rows_shared_with_the_last_call_bit_for_bit() -> None:
+    from envs import data as env_data
+
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0, 0.01, (600, 3))
+    returns[:5] = np.nan
+    stressed = returns.copy()
+    stressed[400:450] *= 4.0  # a stress window: the rows before it are shared
+    env_data._CORRELATION_MEMO.clear()
+    fresh = env_data.ewma_correlation(stressed, lam=0.9, min_periods=50)
+    env_data.ewma_correlation(returns, lam=0.9, min_periods=50)  # the unstressed market first
+    resumed = env_data.ewma_correlation(stressed, lam=0.9, min_periods=50)
+    assert np.array_equal(resumed, fresh, equal_nan=True)
+    assert np.isnan(resumed[:54]).all() and not np.isnan(resumed[54:]).any()
+    # another decay or a shorter history: computed afresh, the same numbers
+    env_data._CORRELATION_MEMO.clear()
+    short = env_data.ewma_correlation(stressed[:300], lam=0.9, min_periods=50)
+    assert np.array_equal(env_data.ewma_correlation(stressed[:300], lam=0.9, min_periods=50), short, equal_nan=True)
+    assert np.array_equal(short, fresh[:300], equal_nan=True)

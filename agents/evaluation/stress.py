@@ -344,6 +344,7 @@ def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Seque
     rows = []
     # What the data lacked and what stood in for it (depth, spread model, lookbacks): for the report.
     data_notes = " | ".join(dict.fromkeys([*stressed.market.notes, *data.notes]))
+    stamps = _timestamp_strings(data.index)
     for spec, result in zip(members, results, strict=True):
         name = spec.name
         row = {"policy": name, "kind": spec.kind, "scenario": scenario.name, "seed": int(seed),
@@ -361,7 +362,8 @@ def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Seque
         cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith(EXPOSURE_PREFIX)])
                 if c in records.columns]
         frame = records[cols].copy()
-        frame["timestamp"] = frame["timestamp"].astype(str)
+        frame["timestamp"] = (stamps[records["t"].to_numpy()] if stamps is not None
+                              else frame["timestamp"].astype(str))
         buffer = io.BytesIO()
         # gzip level 1: level 9 (the default, kept by the reference path) takes ~7x the time for files 6% smaller
         frame.to_csv(buffer, index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": level})
@@ -369,6 +371,19 @@ def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Seque
         sink(stem.with_suffix(".json"), json.dumps(row, sort_keys=True).encode("utf-8"))  # last: marks it done
         rows.append(row)
     return rows
+
+
+def _timestamp_strings(index: np.ndarray) -> np.ndarray | None:
+    """Each bar's time as a cell writes it (``astype(str)`` of the UTC timestamps), formatted once
+    for all the cells of a market; ``None`` unless every bar is a whole second.
+
+    Why the condition: pandas prints fractions of a second for every value of a column when any
+    value has one, so a string is fixed per bar (whatever else the cell holds) only when none has.
+    """
+    ns = np.asarray(index, dtype=np.int64)
+    if ns.size == 0 or (ns % 1_000_000_000).any():
+        return None
+    return pd.Series(pd.to_datetime(ns, utc=True)).astype(str).to_numpy()
 
 
 def _plain(value: Any) -> Any:
