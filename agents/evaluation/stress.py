@@ -213,11 +213,23 @@ def run_groups(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]
 
 
 def _scenario(plan: StressPlan, name: str) -> Any:
-    from scenarios import get_scenario
+    """The scenario ``name`` (a library name or a file's path), found once per process.
 
-    key = ("scenario", name, tuple(plan.scenario_dirs), os.environ.get("FXRISK_SCENARIOS"))
-    if key not in _WORKER_CACHE:  # finding one scenario reads every file of the library: once per process
-        _WORKER_CACHE[key] = get_scenario(name, plan.scenario_dirs)
+    Finding one name reads every file of the library and the user's folders, so the library is
+    read once per process and each name looked up in it; a path, or a name it lacks, goes to
+    :func:`scenarios.get_scenario` (which loads the file or raises its one-line error).
+    """
+    from scenarios import get_scenario
+    from scenarios.catalog import SUFFIXES, list_scenarios
+
+    where = (tuple(plan.scenario_dirs), os.environ.get("FXRISK_SCENARIOS"))
+    key = ("scenario", name, *where)
+    if key not in _WORKER_CACHE:
+        path_like = Path(name).suffix in SUFFIXES or os.sep in name or bool(os.altsep and os.altsep in name)
+        if not path_like and ("library", *where) not in _WORKER_CACHE:
+            _WORKER_CACHE[("library", *where)] = {s.name: s for s in list_scenarios(plan.scenario_dirs)}
+        found = None if path_like else _WORKER_CACHE[("library", *where)].get(name)
+        _WORKER_CACHE[key] = found if found is not None else get_scenario(name, plan.scenario_dirs)
     return _WORKER_CACHE[key]
 
 
