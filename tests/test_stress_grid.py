@@ -140,3 +140,19 @@ def test_the_correlation_resumes_after_the_rows_shared_with_the_last_call_bit_fo
     short = env_data.ewma_correlation(stressed[:300], lam=0.9, min_periods=50)
     assert np.array_equal(env_data.ewma_correlation(stressed[:300], lam=0.9, min_periods=50), short, equal_nan=True)
     assert np.array_equal(short, fresh[:300], equal_nan=True)
+
+
+def test_the_cell_writer_writes_what_pandas_writes() -> None:
+    from agents.evaluation.stress import csv_text
+
+    rng = np.random.default_rng(0)
+    floats = np.concatenate([rng.normal(0, 1e-3, 50), rng.normal(0, 1e9, 50),
+                             [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-300, 5e-324, 1e16, 0.1, 1 / 3, 100.0, -2.5]])
+    n = len(floats)
+    frame = pd.DataFrame({"step": np.arange(n), "t": np.arange(n, dtype=np.int64) * 7, "timestamp": [
+        f"2020-01-{1 + i % 28:02d} 00:00:00+00:00" for i in range(n)], "equity": floats,
+        "var_breach": rng.random(n) < 0.5, "exposure_EURUSD": rng.permutation(floats)})
+    assert csv_text(frame) == frame.to_csv(index=False)
+    assert csv_text(frame.iloc[:0]) == frame.iloc[:0].to_csv(index=False)
+    quoted = frame.assign(timestamp="a,b")  # pandas would quote it: left to pandas
+    assert csv_text(quoted) is None and csv_text(frame.astype({"equity": np.float32})) is None
