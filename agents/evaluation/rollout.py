@@ -378,9 +378,9 @@ def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvCo
     if len(names) != n_pol:
         raise ValueError(f"got {len(names)} labels for {n_pol} policies")
     stacked, offsets = stack_data(parts)
-    core = FxRiskCore(stacked, config)
-    window = core.config.window
-    core.table = np.concatenate([kernel.pack_table(p, window) for p in parts], axis=0)  # no window across parts
+    window = config.in_bars(stacked.bar_hours).window
+    # Each part's own feature windows (none reaches into the part before it).
+    core = FxRiskCore(stacked, config, table=np.concatenate([kernel.pack_table(p, window) for p in parts], axis=0))
     n = n_pol * n_parts  # account i * n_parts + k: policy i on part k (a policy's accounts are one slice)
     state = BatchState.empty(n, stacked.n_pairs)
     starts = np.empty(n, dtype=np.int64)
@@ -414,15 +414,19 @@ def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvCo
     equity_before: list[np.ndarray] = []
     action = np.zeros((n, stacked.n_pairs))
     step = 0
+    views: list[AccountView] = []
     while active.any():
         obs = core.observe(state) if needs_obs else None
+        if not views or any(getattr(views[0].state, k).base is not getattr(state, k) for k in _FIELDS):
+            # views of the state's arrays, rebuilt if an array was replaced
+            views = [AccountView(data=stacked, config=config, state=_slice(state, i, n_parts)) for i in range(n_pol)]
         start_flag = np.ones(1, dtype=bool) if step == 0 else np.zeros(1, dtype=bool)
         for i, policy in enumerate(policies):
             lo, hi = i * n_parts, (i + 1) * n_parts
             if not active[lo:hi].any():
                 continue
             if is_rule[i]:  # all its accounts in one call (finished ones are computed and not used)
-                view = AccountView(data=stacked, config=config, state=_slice(state, i, n_parts))
+                view = views[i]
                 if step == 0:
                     policy.reset(np.arange(n_parts))
                 f = np.asarray(policy.target_fraction(view), dtype=np.float64)
