@@ -177,86 +177,12 @@ def run_policies(policies: Sequence[Policy], data: EnvData, config: EnvConfig, *
                  labels: Sequence[str] | None = None, deterministic: bool = True) -> list[EvaluationResult]:
     """Each policy on its own account of one batched core, from the span's first bar to its end.
 
-    Why: a stress cell runs several policies over the same market; one core steps all their
-    accounts per bar (one compiled call instead of one per policy), and each policy answers for
-    its own account only. Per account the arithmetic is :func:`run_policy`'s, so each result is
-    the one ``run_policy(policy, data, config)`` gives alone (account 0; a test holds them equal).
-    Rule-based policies ignore the observation's content, so when no policy reads it none is built.
+    Why: several policies over the same market; one core steps all their accounts per bar, and
+    each rule-based policy answers for its own account. Per account the arithmetic is
+    :func:`run_policy`'s, so each result is the one ``run_policy(policy, data, config)`` gives
+    alone (account 0; a test holds them equal). :func:`run_grid` over one market.
     """
-    from agents.baselines import RuleBasedPolicy
-
-    n = len(policies)
-    if n == 0:
-        return []
-    names = list(labels) if labels is not None else [getattr(p, "name", type(p).__name__) for p in policies]
-    if len(names) != n:
-        raise ValueError(f"got {len(names)} labels for {n} policies")
-    core = FxRiskCore(data, config)
-    state = BatchState.empty(n, data.n_pairs)
-    lo, _ = core.start_bounds()
-    core.reset_accounts(state, np.arange(n), np.full(n, lo, dtype=np.int64))
-    views = [AccountView(data=data, config=config, state=_row(state, i)) for i in range(n)]
-    for policy, view in zip(policies, views, strict=True):
-        if hasattr(policy, "bind"):
-            policy.bind(view)
-        if hasattr(policy, "reset"):
-            policy.reset(None)
-    is_rule = np.array([isinstance(p, RuleBasedPolicy) for p in policies])
-    needs_obs = not is_rule.all()
-    fractions = np.zeros((n, data.n_pairs))
-    blank = np.zeros((1, 0), dtype=np.float32)  # the shape a rule checks; its content is never read
-    active = np.ones(n, dtype=bool)
-    rnn_states: list[Any] = [None] * n
-    first = True
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
-    exposures: list[np.ndarray] = []
-    equity_before: list[np.ndarray] = []
-    step = 0
-    action = np.zeros((n, data.n_pairs))
-    while active.any():
-        obs = core.observe(state) if needs_obs else None
-        idx = np.flatnonzero(active)
-        start_flag = np.ones(1, dtype=bool) if first else np.zeros(1, dtype=bool)
-        for i in idx:
-            views[i].state = _row(state, i)
-            if is_rule[i]:  # RuleBasedPolicy.predict without its action mapping (done below for all rules)
-                if first:
-                    policies[i].reset(np.zeros(1, dtype=np.int64))
-                f = np.asarray(policies[i].target_fraction(views[i]), dtype=np.float64)
-                fractions[i] = np.where(np.isfinite(f), f, 0.0)[0]
-                continue
-            a, rnn_states[i] = policies[i].predict(obs[i:i + 1] if needs_obs else blank, state=rnn_states[i],
-                                                   episode_start=start_flag, deterministic=deterministic)
-            action[i] = np.clip(np.asarray(a, dtype=np.float64).reshape(1, data.n_pairs), -1.0, 1.0)[0]
-        rules = idx[is_rule[idx]]
-        if rules.size:  # element-wise maths: each account's action is the one its own predict returns
-            mapped = fraction_to_action(fractions[rules], AccountView(data=data, config=config,
-                                                                      state=_take(state, rules)))
-            action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
-        eq0 = state.equity.copy()
-        reward, terminated, truncated, info = _step_live(core, state, action, idx)
-        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
-        active[idx[terminated | truncated]] = False
-        first = False
-        step += 1
-
-    columns = {k: np.concatenate(v) for k, v in rows.items()}
-    columns["equity_before"] = np.concatenate(equity_before)
-    expo = np.concatenate(exposures)
-    account = columns["account"]
-    results = []
-    for i, name in enumerate(names):
-        mine = account == i
-        own = {k: v[mine] for k, v in columns.items()}
-        own["account"] = np.zeros(int(mine.sum()), dtype=account.dtype)
-        records = _records_frame(own, expo[mine], name, data)
-        results.append(EvaluationResult(records=records, summary=summarise_records(records, data)))
-    return results
-
-
-def _row(state: BatchState, i: int) -> BatchState:
-    """Account ``i`` of ``state`` as a one-account state (views, not copies: read-only use)."""
-    return BatchState(**{k: getattr(state, k)[i:i + 1] for k in _FIELDS})
+    return run_grid(policies, [data], config, labels=labels, deterministic=deterministic)[0]
 
 
 def summarise_records(records: pd.DataFrame, data: EnvData) -> pd.DataFrame:
