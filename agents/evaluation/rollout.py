@@ -10,7 +10,7 @@ way. The loop drives :class:`~envs.core.FxRiskCore` directly (the arrays of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -255,26 +255,27 @@ def stack_data(parts: Sequence[EnvData]) -> tuple[EnvData, np.ndarray]:
     per_year = core_bars_per_year(head)
     for k, part in enumerate(parts):
         same = (part.symbols == head.symbols and part.feature_names == head.feature_names
-                and part.bar_hours == head.bar_hours and (part.corr is None) == (head.corr is None)
-                and (part.high is None) == (head.high is None) and (part.low is None) == (head.low is None)
-                and core_bars_per_year(part) == per_year)
+                and part.bar_hours == head.bar_hours and core_bars_per_year(part) == per_year
+                and all((getattr(part, f.name) is None) == (getattr(head, f.name) is None) for f in fields(EnvData)))
         if not same:
             raise ValueError(f"market {k} cannot be stacked with market 0: pairs, features, bar length or "
                              f"bars per year differ")
     sizes = np.array([p.n_bars for p in parts], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-
-    def cat(name: str) -> np.ndarray | None:
-        first = getattr(head, name)
-        return None if first is None else np.concatenate([getattr(p, name) for p in parts], axis=0)
-
-    differential = np.concatenate([np.broadcast_to(np.asarray(p.differential, dtype=np.float64), p.open.shape)
-                                   for p in parts], axis=0)
-    stacked = replace(head, index=cat("index"), open=cat("open"), close=cat("close"), spread=cat("spread"),
-                      liquidity=cat("liquidity"), conv=cat("conv"), days=cat("days"), differential=differential,
-                      sigma=cat("sigma"), var_long=cat("var_long"), var_short=cat("var_short"), corr=cat("corr"),
-                      signal=cat("signal"), features=cat("features"), high=cat("high"), low=cat("low"),
-                      span_end=None)
+    # Every array over bars (first axis: time) is stacked, whatever fields EnvData holds.
+    stacked_fields: dict[str, Any] = {"span_end": None, "differential": np.concatenate(
+        [np.broadcast_to(np.asarray(p.differential, dtype=np.float64), p.open.shape) for p in parts], axis=0)}
+    for f in fields(EnvData):
+        first = getattr(head, f.name)
+        if f.name in stacked_fields or not isinstance(first, np.ndarray) or first.ndim == 0:
+            continue
+        values = [getattr(p, f.name) for p in parts]
+        if all(isinstance(v, np.ndarray) and v.ndim and v.shape[0] == p.n_bars
+               for v, p in zip(values, parts, strict=True)):
+            stacked_fields[f.name] = np.concatenate(values, axis=0)
+        elif any(not np.array_equal(v, first) for v in values):
+            raise ValueError(f"the markets cannot be stacked: {f.name} is not an array over bars and differs")
+    stacked = replace(head, **stacked_fields)
     return stacked, offsets
 
 
