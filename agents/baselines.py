@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -218,6 +219,9 @@ class RuleBasedPolicy(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    #: What :meth:`_prepare` sets: attribute name → ``"time"`` (an array over the data's bars, first
+    #: axis) or ``"scalar"`` (a value that must agree across markets). :meth:`bind_stacked` needs it.
+    prepared: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any = None) -> None:
         if config is None:
@@ -239,6 +243,34 @@ class RuleBasedPolicy(ABC):
             raise TypeError(f"bind takes an AccountView, got {type(view).__name__}")
         self._view = view
         self._sync(view)
+        self.reset(None)
+        return self
+
+    def bind_stacked(self, view: AccountView, parts: Sequence[EnvData]) -> RuleBasedPolicy:
+        """Bind to accounts on several markets laid end to end (``view.data``: the ``parts`` stacked
+        along time, :func:`agents.evaluation.rollout.stack_data`), each account on one part.
+
+        Why: the stress grid steps every (scenario, seed) of a plan as accounts of one core. Each
+        part's causal arrays are computed on that part alone (an ATR or an edge estimate must not
+        run on from the market before it), then stacked, so row t of a part is what :meth:`bind`
+        on that part alone gives. Raises ValueError when a scalar differs across the parts.
+        """
+        if not isinstance(view, AccountView):
+            raise TypeError(f"bind_stacked takes an AccountView, got {type(view).__name__}")
+        if type(self)._prepare is not RuleBasedPolicy._prepare and not self.prepared:
+            raise TypeError(f"{type(self).__name__} prepares arrays but does not declare them in 'prepared'")
+        values: dict[str, list[Any]] = {k: [] for k in self.prepared}
+        for part in parts:
+            self._prepare(AccountView(data=part, config=view.config, state=view.state))
+            for k in self.prepared:
+                values[k].append(getattr(self, k))
+        for k, kind in self.prepared.items():
+            if kind == "time":
+                setattr(self, k, np.concatenate(values[k], axis=0))
+            elif any(v != values[k][0] for v in values[k]):
+                raise ValueError(f"baseline {self.name!r}: {k} differs across the stacked markets ({values[k]})")
+        self._view = view
+        self._prepared_for = view.data
         self.reset(None)
         return self
 
@@ -325,6 +357,7 @@ class VolTarget(RuleBasedPolicy):
 
     name = "vol_target"
     config_class = VolTargetConfig
+    prepared = {"bars_per_year": "scalar"}
 
     def _prepare(self, view: AccountView) -> None:
         cfg = self.config
@@ -368,6 +401,7 @@ class FractionalKelly(RuleBasedPolicy):
 
     name = "fractional_kelly"
     config_class = KellyConfig
+    prepared = {"edge": "time"}
 
     def _prepare(self, view: AccountView) -> None:
         d = view.data
@@ -398,6 +432,7 @@ class AtrStop(RuleBasedPolicy):
 
     name = "atr_stop"
     config_class = AtrStopConfig
+    prepared = {"atr": "time"}
 
     def _prepare(self, view: AccountView) -> None:
         d = view.data

@@ -101,7 +101,10 @@ def _actions(action: np.ndarray) -> np.ndarray:
 class FxRiskCore:
     """Observation, action and reward logic over :class:`EnvData` for a batch of accounts."""
 
-    def __init__(self, data: EnvData, config: EnvConfig) -> None:
+    def __init__(self, data: EnvData, config: EnvConfig, *, table: np.ndarray | None = None) -> None:
+        """``table``: the market part of the observation per bar, when the caller built it (the
+        stress grid packs each stacked market's own, :func:`agents.evaluation.rollout.run_grid`);
+        ``None``: packed from ``data``."""
         self.data = data
         config = config.in_bars(data.bar_hours)  # durations → bars of this data
         self.config = config
@@ -110,7 +113,10 @@ class FxRiskCore:
         extra = self.n_pairs * ((1 if config.action_mode == "exposure" else 2) + len(DECISION_FEATURES))
         self.obs_dim = self.market_dim + extra + len(ACCOUNT_FEATURES)
         self.bars = kernel.pack_market(data)
-        self.table = kernel.pack_table(data, config.window)
+        self.table = kernel.pack_table(data, config.window) if table is None else table
+        if self.table.shape != (data.n_bars, self.market_dim):
+            raise ValueError(f"observation table must be (bars, market dim) = {(data.n_bars, self.market_dim)}, "
+                             f"got {self.table.shape}")
         self.prm = kernel.pack_params(config, data.n_pairs, data.corr is not None, bars_per_year(data))
 
     # -- episodes ------------------------------------------------------------------------

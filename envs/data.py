@@ -97,20 +97,45 @@ def volatility_forecaster(config: EnvConfig) -> VolatilityForecaster:
                                        window_size=config.garch_window, min_window=config.garch_min_window))
 
 
+_CORRELATION_MEMO: list[tuple[float, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+
 def ewma_correlation(returns: np.ndarray, lam: float = 0.97, min_periods: int = 100) -> np.ndarray:
-    """Causal EWMA correlation matrices (time, pair, pair); NaN before ``min_periods`` rows."""
+    """Causal EWMA correlation matrices (time, pair, pair); NaN before ``min_periods`` rows.
+
+    The recursion resumes after the longest run of leading rows (bit for bit) shared with the
+    last call's returns: a stressed market's rows before its stress window are the unstressed
+    market's, so a stress grid computes them once. The rows are the ones a fresh run computes
+    (the same arithmetic, in the same order, from the same state).
+    """
+    returns = np.ascontiguousarray(returns, dtype=np.float64)
     n, p = returns.shape
     out = np.full((n, p, p), np.nan)
+    covs = np.empty((n, p, p))
+    seens = np.empty(n, dtype=np.int64)
     cov = np.zeros((p, p))
     seen = 0
+    start = 0
+    if _CORRELATION_MEMO:
+        m_lam, m_min, m_returns, m_out, m_covs, m_seens = _CORRELATION_MEMO[0]
+        if m_lam == lam and m_min == min_periods and m_returns.shape[1] == p:
+            rows = min(n, len(m_returns))
+            same = (returns[:rows].view(np.uint64) == m_returns[:rows].view(np.uint64)).all(axis=1)
+            start = rows if same.all() else int(np.argmin(same))
+            if start:
+                out[:start], covs[:start], seens[:start] = m_out[:start], m_covs[:start], m_seens[:start]
+                cov, seen = m_covs[start - 1].copy(), int(m_seens[start - 1])
     r = np.nan_to_num(returns, nan=0.0)
-    for t in range(n):
+    for t in range(start, n):
         if np.isfinite(returns[t]).all():
             cov = lam * cov + (1 - lam) * np.outer(r[t], r[t])
             seen += 1
         if seen >= min_periods:
             sd = np.sqrt(np.diag(cov))
             out[t] = cov / np.outer(sd, sd)
+        covs[t] = cov
+        seens[t] = seen
+    _CORRELATION_MEMO[:] = [(lam, min_periods, returns.copy(), out.copy(), covs, seens)]
     return out
 
 

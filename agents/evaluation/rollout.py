@@ -10,7 +10,7 @@ way. The loop drives :class:`~envs.core.FxRiskCore` directly (the arrays of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -177,86 +177,12 @@ def run_policies(policies: Sequence[Policy], data: EnvData, config: EnvConfig, *
                  labels: Sequence[str] | None = None, deterministic: bool = True) -> list[EvaluationResult]:
     """Each policy on its own account of one batched core, from the span's first bar to its end.
 
-    Why: a stress cell runs several policies over the same market; one core steps all their
-    accounts per bar (one compiled call instead of one per policy), and each policy answers for
-    its own account only. Per account the arithmetic is :func:`run_policy`'s, so each result is
-    the one ``run_policy(policy, data, config)`` gives alone (account 0; a test holds them equal).
-    Rule-based policies ignore the observation's content, so when no policy reads it none is built.
+    Why: several policies over the same market; one core steps all their accounts per bar, and
+    each rule-based policy answers for its own account. Per account the arithmetic is
+    :func:`run_policy`'s, so each result is the one ``run_policy(policy, data, config)`` gives
+    alone (account 0; a test holds them equal). :func:`run_grid` over one market.
     """
-    from agents.baselines import RuleBasedPolicy
-
-    n = len(policies)
-    if n == 0:
-        return []
-    names = list(labels) if labels is not None else [getattr(p, "name", type(p).__name__) for p in policies]
-    if len(names) != n:
-        raise ValueError(f"got {len(names)} labels for {n} policies")
-    core = FxRiskCore(data, config)
-    state = BatchState.empty(n, data.n_pairs)
-    lo, _ = core.start_bounds()
-    core.reset_accounts(state, np.arange(n), np.full(n, lo, dtype=np.int64))
-    views = [AccountView(data=data, config=config, state=_row(state, i)) for i in range(n)]
-    for policy, view in zip(policies, views, strict=True):
-        if hasattr(policy, "bind"):
-            policy.bind(view)
-        if hasattr(policy, "reset"):
-            policy.reset(None)
-    is_rule = np.array([isinstance(p, RuleBasedPolicy) for p in policies])
-    needs_obs = not is_rule.all()
-    fractions = np.zeros((n, data.n_pairs))
-    blank = np.zeros((1, 0), dtype=np.float32)  # the shape a rule checks; its content is never read
-    active = np.ones(n, dtype=bool)
-    rnn_states: list[Any] = [None] * n
-    first = True
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
-    exposures: list[np.ndarray] = []
-    equity_before: list[np.ndarray] = []
-    step = 0
-    action = np.zeros((n, data.n_pairs))
-    while active.any():
-        obs = core.observe(state) if needs_obs else None
-        idx = np.flatnonzero(active)
-        start_flag = np.ones(1, dtype=bool) if first else np.zeros(1, dtype=bool)
-        for i in idx:
-            views[i].state = _row(state, i)
-            if is_rule[i]:  # RuleBasedPolicy.predict without its action mapping (done below for all rules)
-                if first:
-                    policies[i].reset(np.zeros(1, dtype=np.int64))
-                f = np.asarray(policies[i].target_fraction(views[i]), dtype=np.float64)
-                fractions[i] = np.where(np.isfinite(f), f, 0.0)[0]
-                continue
-            a, rnn_states[i] = policies[i].predict(obs[i:i + 1] if needs_obs else blank, state=rnn_states[i],
-                                                   episode_start=start_flag, deterministic=deterministic)
-            action[i] = np.clip(np.asarray(a, dtype=np.float64).reshape(1, data.n_pairs), -1.0, 1.0)[0]
-        rules = idx[is_rule[idx]]
-        if rules.size:  # element-wise maths: each account's action is the one its own predict returns
-            mapped = fraction_to_action(fractions[rules], AccountView(data=data, config=config,
-                                                                      state=_take(state, rules)))
-            action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
-        eq0 = state.equity.copy()
-        reward, terminated, truncated, info = _step_live(core, state, action, idx)
-        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
-        active[idx[terminated | truncated]] = False
-        first = False
-        step += 1
-
-    columns = {k: np.concatenate(v) for k, v in rows.items()}
-    columns["equity_before"] = np.concatenate(equity_before)
-    expo = np.concatenate(exposures)
-    account = columns["account"]
-    results = []
-    for i, name in enumerate(names):
-        mine = account == i
-        own = {k: v[mine] for k, v in columns.items()}
-        own["account"] = np.zeros(int(mine.sum()), dtype=account.dtype)
-        records = _records_frame(own, expo[mine], name, data)
-        results.append(EvaluationResult(records=records, summary=summarise_records(records, data)))
-    return results
-
-
-def _row(state: BatchState, i: int) -> BatchState:
-    """Account ``i`` of ``state`` as a one-account state (views, not copies: read-only use)."""
-    return BatchState(**{k: getattr(state, k)[i:i + 1] for k in _FIELDS})
+    return run_grid(policies, [data], config, labels=labels, deterministic=deterministic)[0]
 
 
 def summarise_records(records: pd.DataFrame, data: EnvData) -> pd.DataFrame:
@@ -308,3 +234,168 @@ def _take(state: BatchState, idx: np.ndarray) -> BatchState:
 def _put(state: BatchState, idx: np.ndarray, sub: BatchState) -> None:
     for k in state.__dataclass_fields__:
         getattr(state, k)[idx] = getattr(sub, k)
+
+
+# -- many markets at once: the stress grid ----------------------------------------------------
+def stack_data(parts: Sequence[EnvData]) -> tuple[EnvData, np.ndarray]:
+    """Several prepared markets laid end to end along time as one :class:`EnvData`, and the row
+    where each part starts in it.
+
+    Why: the step reads rows t and t + 1 of its market only, so accounts of different markets
+    (the seeds and scenarios of a stress grid) can be stepped by one core: account of part k
+    lives at rows ``offset[k] + t``. The parts must agree on pairs, features, bar length and
+    the step's bars-per-year (which the core takes from the first part); the per-pair rate
+    differential becomes a (time, pair) array (the step reads it per row). Raises ValueError.
+    """
+    if not parts:
+        raise ValueError("stack_data needs at least one market")
+    head = parts[0]
+    from envs.core import bars_per_year as core_bars_per_year
+
+    per_year = core_bars_per_year(head)
+    for k, part in enumerate(parts):
+        same = (part.symbols == head.symbols and part.feature_names == head.feature_names
+                and part.bar_hours == head.bar_hours and core_bars_per_year(part) == per_year
+                and all((getattr(part, f.name) is None) == (getattr(head, f.name) is None) for f in fields(EnvData)))
+        if not same:
+            raise ValueError(f"market {k} cannot be stacked with market 0: pairs, features, bar length or "
+                             f"bars per year differ")
+    sizes = np.array([p.n_bars for p in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    # Every array over bars (first axis: time) is stacked, whatever fields EnvData holds.
+    stacked_fields: dict[str, Any] = {"span_end": None, "differential": np.concatenate(
+        [np.broadcast_to(np.asarray(p.differential, dtype=np.float64), p.open.shape) for p in parts], axis=0)}
+    for f in fields(EnvData):
+        first = getattr(head, f.name)
+        if f.name in stacked_fields or not isinstance(first, np.ndarray) or first.ndim == 0:
+            continue
+        values = [getattr(p, f.name) for p in parts]
+        if all(isinstance(v, np.ndarray) and v.ndim and v.shape[0] == p.n_bars
+               for v, p in zip(values, parts, strict=True)):
+            stacked_fields[f.name] = np.concatenate(values, axis=0)
+        elif any(not np.array_equal(v, first) for v in values):
+            raise ValueError(f"the markets cannot be stacked: {f.name} is not an array over bars and differs")
+    stacked = replace(head, **stacked_fields)
+    return stacked, offsets
+
+
+def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvConfig, *,
+             labels: Sequence[str] | None = None, deterministic: bool = True) -> list[list[EvaluationResult]]:
+    """Every policy over every market, all as accounts of one batched core: ``out[k][i]`` is
+    policy i over ``parts[k]``, from the part's first bar to its end.
+
+    Why: a stress grid runs the same policies over many stressed markets; one loop over the bars
+    steps every (market, policy) account at once (:func:`stack_data`), and each rule-based policy
+    answers for all its accounts in one vectorised call (bound with
+    :meth:`~agents.baselines.RuleBasedPolicy.bind_stacked`, its causal arrays computed per market).
+    Per account the arithmetic is :func:`run_policy`'s, so ``out[k][i]`` is what
+    ``run_policy(policy, parts[k], config)`` gives alone (a test holds them equal). Other policies
+    (trained agents) are asked per account, each with its own recurrent state: a batched torch
+    forward pass differs from a one-row pass in the last bits of float32 (~1e-7, measured), which
+    would move the results. They must keep per-account memory in the state they return (SB3's
+    contract), as one instance serves its accounts on every market.
+    """
+    from agents.baselines import RuleBasedPolicy
+    from envs import step as kernel
+
+    n_pol, n_parts = len(policies), len(parts)
+    if n_pol == 0 or n_parts == 0:
+        return [[] for _ in parts]
+    names = list(labels) if labels is not None else [getattr(p, "name", type(p).__name__) for p in policies]
+    if len(names) != n_pol:
+        raise ValueError(f"got {len(names)} labels for {n_pol} policies")
+    stacked, offsets = stack_data(parts)
+    window = config.in_bars(stacked.bar_hours).window
+    # Each part's own feature windows (none reaches into the part before it).
+    core = FxRiskCore(stacked, config, table=np.concatenate([kernel.pack_table(p, window) for p in parts], axis=0))
+    n = n_pol * n_parts  # account i * n_parts + k: policy i on part k (a policy's accounts are one slice)
+    state = BatchState.empty(n, stacked.n_pairs)
+    starts = np.empty(n, dtype=np.int64)
+    ends = np.empty(n, dtype=np.int64)
+    episode = core.config.episode_bars
+    for k, part in enumerate(parts):
+        last = part.last_step + 1
+        end = last if episode is None else min(part.first_step + episode, last)
+        starts[k::n_parts] = offsets[k] + part.first_step
+        ends[k::n_parts] = offsets[k] + end
+    core.reset_accounts(state, np.arange(n), starts)
+    state.end[:] = ends
+    is_rule = [isinstance(p, RuleBasedPolicy) for p in policies]
+    for i, policy in enumerate(policies):
+        if is_rule[i]:
+            policy.bind_stacked(AccountView(data=stacked, config=config, state=_slice(state, i, n_parts)), parts)
+        else:
+            if hasattr(policy, "bind"):
+                raise ValueError(f"policy {names[i]!r} binds to accounts but is not rule-based: run it with "
+                                 f"run_policy")
+            if hasattr(policy, "reset"):
+                policy.reset(None)
+    rule_rows = np.concatenate([np.arange(i * n_parts, (i + 1) * n_parts) for i in range(n_pol) if is_rule[i]]
+                               or [np.zeros(0, dtype=np.int64)])
+    needs_obs = not all(is_rule)
+    fractions = np.zeros((n, stacked.n_pairs))
+    active = np.ones(n, dtype=bool)
+    rnn_states: list[Any] = [None] * n
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "step", "t", *SCALAR_RECORDS, "reward")}
+    exposures: list[np.ndarray] = []
+    equity_before: list[np.ndarray] = []
+    action = np.zeros((n, stacked.n_pairs))
+    step = 0
+    views: list[AccountView] = []
+    while active.any():
+        obs = core.observe(state) if needs_obs else None
+        if not views or any(getattr(views[0].state, k).base is not getattr(state, k) for k in _FIELDS):
+            # views of the state's arrays, rebuilt if an array was replaced
+            views = [AccountView(data=stacked, config=config, state=_slice(state, i, n_parts)) for i in range(n_pol)]
+        start_flag = np.ones(1, dtype=bool) if step == 0 else np.zeros(1, dtype=bool)
+        for i, policy in enumerate(policies):
+            lo, hi = i * n_parts, (i + 1) * n_parts
+            if not active[lo:hi].any():
+                continue
+            if is_rule[i]:  # all its accounts in one call (finished ones are computed and not used)
+                view = views[i]
+                if step == 0:
+                    policy.reset(np.arange(n_parts))
+                f = np.asarray(policy.target_fraction(view), dtype=np.float64)
+                fractions[lo:hi] = np.where(np.isfinite(f), f, 0.0)
+                continue
+            for a in range(lo, hi):
+                if active[a]:
+                    out, rnn_states[a] = policy.predict(obs[a:a + 1], state=rnn_states[a], episode_start=start_flag,
+                                                        deterministic=deterministic)
+                    action[a] = np.clip(np.asarray(out, dtype=np.float64).reshape(1, stacked.n_pairs), -1.0, 1.0)[0]
+        rules = rule_rows[active[rule_rows]]
+        if rules.size:  # element-wise maths: each account's action is the one its own predict returns
+            mapped = fraction_to_action(fractions[rules], AccountView(data=stacked, config=config,
+                                                                      state=_take(state, rules)))
+            action[rules] = np.clip(np.asarray(mapped, dtype=np.float64), -1.0, 1.0)
+        idx = np.flatnonzero(active)
+        eq0 = state.equity.copy()
+        reward, terminated, truncated, info = _step_live(core, state, action, idx)
+        _record(rows, exposures, equity_before, idx, step, info, reward, eq0)
+        active[idx[terminated | truncated]] = False
+        step += 1
+
+    columns = {k: np.concatenate(v) for k, v in rows.items()}
+    columns["equity_before"] = np.concatenate(equity_before)
+    expo = np.concatenate(exposures)
+    order = np.argsort(columns["account"], kind="stable")  # each account's rows, in step order
+    columns = {k: v[order] for k, v in columns.items()}
+    expo = expo[order]
+    bounds = np.searchsorted(columns["account"], np.arange(n + 1))
+    out: list[list[EvaluationResult]] = [[None] * n_pol for _ in parts]  # type: ignore[list-item]
+    for i, name in enumerate(names):
+        for k, part in enumerate(parts):
+            a = i * n_parts + k
+            mine = slice(bounds[a], bounds[a + 1])
+            own = {key: v[mine] for key, v in columns.items()}
+            own["account"] = np.zeros(own["account"].size, dtype=columns["account"].dtype)
+            own["t"] = own["t"] - offsets[k]
+            records = _records_frame(own, expo[mine], name, part)
+            out[k][i] = EvaluationResult(records=records, summary=summarise_records(records, part))
+    return out
+
+
+def _slice(state: BatchState, i: int, size: int) -> BatchState:
+    """Accounts ``[i * size, (i + 1) * size)`` of ``state`` as a state of their own (views: read-only use)."""
+    return BatchState(**{k: getattr(state, k)[i * size:(i + 1) * size] for k in _FIELDS})

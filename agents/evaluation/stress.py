@@ -11,10 +11,12 @@ cells whose ``.json`` exists. ``results.csv`` is the tidy table of every finishe
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -180,13 +182,20 @@ def prime_forecast(market: Any, stressed: Any, env_cfg: EnvConfig) -> bool:
     return True
 
 
-#: Finished runs of identical stressed markets, reused by later seeds in this process (see run_group).
-_RUN_CACHE_SIZE = 4
-
-
 def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str], *,
               fast: bool = True, sink: Callable[[Path, bytes], Any] = atomic_write_bytes) -> list[dict[str, Any]]:
-    """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row).
+    """Run the listed policies on one (scenario, seed); returns their metrics rows (or one skip row)."""
+    return run_groups(plan, [(scenario_name, seed, tuple(policies))], root, fast=fast, sink=sink)
+
+
+def run_groups(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]], root: str, *, fast: bool = True,
+               sink: Callable[[Path, bytes], Any] = atomic_write_bytes) -> list[dict[str, Any]]:
+    """Run the listed policies of each (scenario, seed, policies) group; returns their metrics rows
+    (and one skip row per group a scenario cannot be applied to).
+
+    The fast path steps every group's policies as accounts of one batched core
+    (:func:`agents.evaluation.rollout.run_grid`, per env config); the reference path
+    (``fast=False``) runs each policy of each group in its own loop.
 
     ``sink(path, data)`` writes each cell file (default: atomically, here); a Ray task collects
     them instead and the driver writes them (a cluster's nodes need not share a disk).
@@ -200,60 +209,140 @@ def run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, polici
 
     torch.set_num_threads(1)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _run_group(plan, scenario_name, seed, root, policies, fast, sink)
+        if not fast:
+            return [row for g in groups for row in _reference_group(plan, *g, root, sink)]
+        return _run_grid(plan, groups, root, sink)
 
 
-def _run_group(plan: StressPlan, scenario_name: str, seed: int, root: str, policies: Sequence[str], fast: bool,
-               sink: Callable[[Path, bytes], Any]) -> list[dict[str, Any]]:
-    from agents.evaluation.rollout import evaluation_config, run_policies, run_policy
-    from agents.training import make_split, split_data
-    from scenarios import ScenarioError, apply_scenario, get_scenario
+def _scenario(plan: StressPlan, name: str) -> Any:
+    """The scenario ``name`` (a library name or a file's path), found once per process.
+
+    Finding one name reads every file of the library and the user's folders, so the library is
+    read once per process and each name looked up in it; a path, or a name it lacks, goes to
+    :func:`scenarios.get_scenario` (which loads the file or raises its one-line error).
+    """
+    from scenarios import get_scenario
+    from scenarios.catalog import SUFFIXES, list_scenarios
+
+    where = (tuple(plan.scenario_dirs), os.environ.get("FXRISK_SCENARIOS"))
+    key = ("scenario", name, *where)
+    if key not in _WORKER_CACHE:
+        path_like = Path(name).suffix in SUFFIXES or os.sep in name or bool(os.altsep and os.altsep in name)
+        if not path_like and ("library", *where) not in _WORKER_CACHE:
+            _WORKER_CACHE[("library", *where)] = {s.name: s for s in list_scenarios(plan.scenario_dirs)}
+        found = None if path_like else _WORKER_CACHE[("library", *where)].get(name)
+        _WORKER_CACHE[key] = found if found is not None else get_scenario(name, plan.scenario_dirs)
+    return _WORKER_CACHE[key]
+
+
+def _span(plan: StressPlan, market: Any) -> tuple[int, int]:
+    from agents.training import make_split
+
+    split = make_split(market, plan.training.data)
+    return (split.val_end, len(market)) if plan.split == "test" else (split.train_end, split.val_end)
+
+
+def _config_groups(plan: StressPlan, names: Sequence[str]) -> dict[str, list[PolicySpec]]:
+    """The listed policies by the env config they act in (those of one config share a stressed market)."""
+    groups: dict[str, list[PolicySpec]] = {}
+    specs = {plan.key(p): p for p in plan.policies}
+    for name in names:
+        cfg = specs[name].env_config(plan.training.env)
+        groups.setdefault(_key(cfg), []).append(specs[name])
+    return groups
+
+
+def _key(obj: Any) -> str:
+    return json.dumps(to_mapping(obj), sort_keys=True, default=str)
+
+
+def _reference_group(plan: StressPlan, scenario_name: str, seed: int, policies: Sequence[str], root: str,
+                     sink: Callable[[Path, bytes], Any]) -> list[dict[str, Any]]:
+    """The per-policy loop (bench_stress.py, tests): forecasts over the whole market, cells at gzip level 9."""
+    from agents.evaluation.rollout import evaluation_config, run_policy
+    from agents.training import split_data
+    from scenarios import ScenarioError, apply_scenario
 
     training = plan.training
     market = _market(training)
-    key = ("scenario", scenario_name, tuple(plan.scenario_dirs), os.environ.get("FXRISK_SCENARIOS"))
-    if key not in _WORKER_CACHE:  # finding one scenario reads every file of the library: once per process
-        _WORKER_CACHE[key] = get_scenario(scenario_name, plan.scenario_dirs)
-    scenario = _WORKER_CACHE[key]
-    n = len(market)
-    split = make_split(market, training.data)
-    span = (split.val_end, n) if plan.split == "test" else (split.train_end, split.val_end)
-    # Policies acting in the same env config share one stressed market and its arrays. The
-    # market is the same for every config: the scenario's draws do not depend on settings.
-    groups: dict[str, list[PolicySpec]] = {}
-    specs = {plan.key(p): p for p in plan.policies}
-    for name in policies:
-        cfg = specs[name].env_config(training.env)
-        groups.setdefault(json.dumps(to_mapping(cfg), sort_keys=True, default=str), []).append(specs[name])
+    scenario = _scenario(plan, scenario_name)
+    span = _span(plan, market)
     rows = []
-    for members in groups.values():
+    for members in _config_groups(plan, policies).values():
         env_cfg = members[0].env_config(training.env)
         try:
             stressed = apply_scenario(scenario, market, env_cfg, span=span, rng=scenario_rng(seed, scenario.name))
         except ScenarioError as exc:
             return [{"skipped": True, "scenario": scenario.name, "seed": seed, "reason": str(exc)}]
         eval_cfg = evaluation_config(stressed.env_config)
-        if not fast:  # the per-policy loop, and forecasts computed over the whole market (bench_stress.py)
+        data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+        results = [run_policy(spec.build(), data, eval_cfg, label=spec.name) for spec in members]
+        rows += _write_cells(plan, members, results, stressed, scenario, seed, data, Path(root), len(market),
+                             eval_cfg, sink, 9)
+    return rows
+
+
+def _run_grid(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]], root: str,
+              sink: Callable[[Path, bytes], Any]) -> list[dict[str, Any]]:
+    """The fast path of :func:`run_groups`.
+
+    1. each group's stressed market per env config (a group whose scenario cannot be applied is one
+       skip row); 2. the env arrays once per distinct stressed market (identical ones, e.g. a scenario
+       that draws nothing, are shared), the GARCH walk-forward resumed where the scenario first changes
+       the market (:func:`prime_forecast`); 3. per env config, every market that can share a core
+       (same settings, pairs, bar length) and every policy of that config as accounts of one
+       :func:`~agents.evaluation.rollout.run_grid`; 4. each group's own cells written.
+    """
+    from agents.evaluation.rollout import evaluation_config, run_grid
+    from agents.training import split_data
+    from envs.core import bars_per_year
+    from scenarios import ScenarioError, apply_scenario
+
+    training = plan.training
+    market = _market(training)
+    span = _span(plan, market)
+    rows: list[dict[str, Any]] = []
+    jobs = []  # (scenario, seed, members, stressed, market key)
+    for scenario_name, seed, names in groups:
+        scenario = _scenario(plan, scenario_name)
+        mine = []
+        try:
+            for cfg_key, members in _config_groups(plan, names).items():
+                env_cfg = members[0].env_config(training.env)
+                stressed = apply_scenario(scenario, market, env_cfg, span=span,
+                                          rng=scenario_rng(seed, scenario.name))
+                mine.append((scenario, seed, cfg_key, members, stressed))
+        except ScenarioError as exc:
+            rows.append({"skipped": True, "scenario": scenario.name, "seed": seed, "reason": str(exc)})
+            continue
+        jobs += mine
+    markets: dict[tuple[str, ...], dict[str, Any]] = {}  # distinct stressed market → its arrays and policies
+    for scenario, seed, cfg_key, members, stressed in jobs:
+        key = (cfg_key, stressed.market.fingerprint(), _key(stressed.env_config))
+        if key not in markets:
+            prime_forecast(market, stressed.market, stressed.env_config)
             data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
-            results = [run_policy(spec.build(), data, eval_cfg, label=spec.name) for spec in members]
-        else:
-            # A seed that gives the same stressed market and settings as an earlier one (nothing in the
-            # scenario drawn, or draws that changed nothing) has the same runs: computed once, reused.
-            key = ("run", _WORKER_CACHE["market_key"], stressed.market.fingerprint(),
-                   json.dumps(to_mapping(stressed.env_config), sort_keys=True, default=str), plan.split,
-                   tuple(json.dumps(to_mapping(m), sort_keys=True, default=str) for m in members))
-            if key in _WORKER_CACHE:
-                data, results = _WORKER_CACHE.pop(key)
-            else:
-                prime_forecast(market, stressed.market, stressed.env_config)
-                data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
-                results = run_policies([spec.build() for spec in members], data, eval_cfg,
-                                       labels=[spec.name for spec in members])
-            _WORKER_CACHE[key] = (data, results)
-            for old in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "run"][:-_RUN_CACHE_SIZE]:
-                del _WORKER_CACHE[old]
-        rows += _write_cells(plan, members, results, stressed, scenario, seed, data, Path(root), n, eval_cfg, sink,
-                             1 if fast else 9)
+            markets[key] = {"data": data, "eval_cfg": evaluation_config(stressed.env_config), "specs": {}}
+        markets[key]["specs"].update({plan.key(m): m for m in members})
+    cores: dict[tuple[Any, ...], list[tuple[str, ...]]] = {}  # markets that one core can step together
+    for key, entry in markets.items():
+        d = entry["data"]
+        cores.setdefault((key[0], _key(entry["eval_cfg"]), d.symbols, d.feature_names, d.bar_hours,
+                          bars_per_year(d), d.corr is None, d.high is None), []).append(key)
+    for keys in cores.values():
+        specs = {}
+        for key in keys:
+            specs.update(markets[key]["specs"])
+        order = [plan.key(p) for p in plan.policies if plan.key(p) in specs]
+        grid = run_grid([specs[name].build() for name in order], [markets[k]["data"] for k in keys],
+                        markets[keys[0]]["eval_cfg"], labels=[specs[name].name for name in order])
+        for key, results in zip(keys, grid, strict=True):
+            markets[key]["results"] = dict(zip(order, results, strict=True))
+    for scenario, seed, cfg_key, members, stressed in jobs:
+        entry = markets[(cfg_key, stressed.market.fingerprint(), _key(stressed.env_config))]
+        results = [entry["results"][plan.key(m)] for m in members]
+        rows += _write_cells(plan, members, results, stressed, scenario, seed, entry["data"], Path(root),
+                             len(market), entry["eval_cfg"], sink, 1)
     return rows
 
 
@@ -269,6 +358,7 @@ def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Seque
     rows = []
     # What the data lacked and what stood in for it (depth, spread model, lookbacks): for the report.
     data_notes = " | ".join(dict.fromkeys([*stressed.market.notes, *data.notes]))
+    stamps = _timestamp_strings(data.index)
     for spec, result in zip(members, results, strict=True):
         name = spec.name
         row = {"policy": name, "kind": spec.kind, "scenario": scenario.name, "seed": int(seed),
@@ -286,14 +376,68 @@ def _write_cells(plan: StressPlan, members: Sequence[PolicySpec], results: Seque
         cols = [c for c in (*CELL_COLUMNS, *[c for c in records.columns if c.startswith(EXPOSURE_PREFIX)])
                 if c in records.columns]
         frame = records[cols].copy()
-        frame["timestamp"] = frame["timestamp"].astype(str)
-        buffer = io.BytesIO()
-        # gzip level 1: level 9 (the default, kept by the reference path) takes ~7x the time for files 6% smaller
-        frame.to_csv(buffer, index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": level})
-        sink(stem.with_suffix(".csv.gz"), buffer.getvalue())
+        frame["timestamp"] = (stamps[records["t"].to_numpy()] if stamps is not None
+                              else frame["timestamp"].astype(str))
+        text = csv_text(frame) if level < 9 else None  # the reference path keeps pandas' writer
+        if text is None:
+            buffer = io.BytesIO()
+            # gzip level 1: level 9 (the default, kept by the reference path) takes ~7x the time for files 6% smaller
+            frame.to_csv(buffer, index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": level})
+            data_bytes = buffer.getvalue()
+        else:
+            data_bytes = gzip.compress(text.encode("utf-8"), compresslevel=level, mtime=0)
+        sink(stem.with_suffix(".csv.gz"), data_bytes)
         sink(stem.with_suffix(".json"), json.dumps(row, sort_keys=True).encode("utf-8"))  # last: marks it done
         rows.append(row)
     return rows
+
+
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def csv_text(frame: pd.DataFrame) -> str | None:
+    """``frame.to_csv(index=False)`` as text, built from the same conversions pandas makes, or
+    ``None`` when a column is not a plain float, int, bool or string one (then use pandas).
+
+    Why: a cell's writing was most of its time. pandas turns a float column into numpy's
+    ``astype(str)`` (NaN: empty), an int or bool column into ``str`` of each value, and joins the
+    fields with commas, quoting only a field holding a comma, quote or line break; with no such
+    field the text is that join, which this builds without pandas' per-row writer (a test holds
+    it byte-equal to ``to_csv`` on every kind of value a cell holds).
+    """
+    names = [str(c) for c in frame.columns]
+    if any(_CSV_SPECIAL.search(n) for n in names):
+        return None
+    columns = []
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        kind = values.dtype.kind
+        if kind == "f" and values.dtype.itemsize == 8:
+            text = values.astype(str).astype(object)
+            text[np.isnan(values)] = ""
+        elif kind in "iu":
+            text = values.astype(str)
+        elif kind == "b":
+            text = np.where(values, "True", "False")
+        elif kind == "O" and all(type(v) is str and not _CSV_SPECIAL.search(v) for v in values):
+            text = values
+        else:
+            return None
+        columns.append(text)
+    return "\n".join([",".join(names), *map(",".join, zip(*columns, strict=True))]) + "\n"
+
+
+def _timestamp_strings(index: np.ndarray) -> np.ndarray | None:
+    """Each bar's time as a cell writes it (``astype(str)`` of the UTC timestamps), formatted once
+    for all the cells of a market; ``None`` unless every bar is a whole second.
+
+    Why the condition: pandas prints fractions of a second for every value of a column when any
+    value has one, so a string is fixed per bar (whatever else the cell holds) only when none has.
+    """
+    ns = np.asarray(index, dtype=np.int64)
+    if ns.size == 0 or (ns % 1_000_000_000).any():
+        return None
+    return pd.Series(pd.to_datetime(ns, utc=True)).astype(str).to_numpy()
 
 
 def _plain(value: Any) -> Any:
@@ -353,15 +497,33 @@ BACKENDS = ("process", "ray")
 RAY_MISSING = 'the ray backend needs Ray: pip install -e ".[scale]"'
 
 
+#: At most this many (scenario, seed) groups step as one batched core (memory: their arrays and
+#: records are held until their cells are written; a resumed run loses at most one batch).
+GRID_GROUPS = 12
+
+
+def grid_batches(todo: dict[tuple[str, int], list[str]], at_least: int = 1) -> list[list[tuple[str, int, list[str]]]]:
+    """The pending groups in batches of consecutive groups (a scenario's seeds together): at least
+    ``at_least`` batches (one per worker) when there are that many groups, each of at most
+    :data:`GRID_GROUPS` groups."""
+    items = [(scenario, seed, names) for (scenario, seed), names in todo.items()]
+    if not items:
+        return []
+    count = min(len(items), max(int(at_least), -(-len(items) // GRID_GROUPS)))
+    edges = np.linspace(0, len(items), count + 1).round().astype(int)
+    return [items[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
 def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
              on_cell: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
              fast: bool = True, backend: str = "process", ray_address: str | None = None) -> pd.DataFrame:
     """Run every pending cell and collect results.
 
     ``backend``: ``process`` — ``workers`` processes on this machine (1 runs in this process);
-    ``ray`` — one Ray task per (scenario, seed) on a local Ray of ``workers`` CPUs, or on the
+    ``ray`` — one Ray task per batch of (scenario, seed) groups (:func:`grid_batches`) on a local Ray of ``workers`` CPUs, or on the
     cluster at ``ray_address``; the tasks send their cell files back and this process writes them,
     so ``results.csv`` is the same whichever backend ran the cells.
+    The fast path steps a batch of groups as accounts of one core (:func:`run_groups`).
     ``fast=False``: the reference path (each policy in its own loop, forecasts over the whole
     market, nothing reused across seeds, cells gzipped at level 9) — the same results and cell
     contents, slower; for benchmarks and tests.
@@ -380,17 +542,16 @@ def run_plan(plan: StressPlan, root: str | Path, *, workers: int | None = None,
         if on_cell:
             on_cell(expected)
 
+    batches = grid_batches(todo, workers if fast else len(todo))
     if backend == "ray":
-        _run_on_ray(plan, root, todo, workers, ray_address, fast, collect)
+        _run_on_ray(plan, root, batches, workers, ray_address, fast, collect)
     elif workers == 1:
-        for (scenario, seed), names in todo.items():
-            collect(run_group(plan, scenario, seed, str(root), names, fast=fast), len(names))
-        for key in [k for k in _WORKER_CACHE if isinstance(k, tuple) and k[0] == "run"]:
-            del _WORKER_CACHE[key]  # finished runs are not kept past the plan in this process
+        for batch in batches:
+            collect(run_groups(plan, batch, str(root), fast=fast), sum(len(names) for *_, names in batch))
     else:
         with worker_pool(workers) as pool:
-            futures = {pool.submit(run_group, plan, scenario, seed, str(root), names, fast=fast): len(names)
-                       for (scenario, seed), names in todo.items()}
+            futures = {pool.submit(run_groups, plan, batch, str(root), fast=fast): sum(len(n) for *_, n in batch)
+                       for batch in batches}
             for future in as_completed(futures):
                 collect(future.result(), futures[future])
     for row in skipped:
@@ -409,16 +570,16 @@ def require_ray() -> Any:
     return ray
 
 
-def _ray_group(plan: StressPlan, scenario: str, seed: int, root: str, names: Sequence[str], fast: bool
+def _ray_group(plan: StressPlan, batch: Sequence[tuple[str, int, Sequence[str]]], root: str, fast: bool
                ) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]]:
-    """One Ray task: a (scenario, seed) group; its cell files come back as (path under root, bytes)."""
+    """One Ray task: a batch of (scenario, seed) groups; its cell files come back as (path under root, bytes)."""
     files: list[tuple[str, bytes]] = []
-    rows = run_group(plan, scenario, seed, root, names, fast=fast,
-                     sink=lambda path, data: files.append((str(Path(path).relative_to(root)), data)))
+    rows = run_groups(plan, batch, root, fast=fast,
+                      sink=lambda path, data: files.append((str(Path(path).relative_to(root)), data)))
     return rows, files
 
 
-def _run_on_ray(plan: StressPlan, root: Path, todo: dict[tuple[str, int], list[str]], workers: int,
+def _run_on_ray(plan: StressPlan, root: Path, batches: list[list[tuple[str, int, list[str]]]], workers: int,
                 address: str | None, fast: bool, collect: Callable[[list[dict[str, Any]], int], None]) -> None:
     """Spread the groups as Ray tasks (a local Ray of ``workers`` CPUs unless ``address`` or one is running)."""
     ray = require_ray()
@@ -432,8 +593,8 @@ def _run_on_ray(plan: StressPlan, root: Path, todo: dict[tuple[str, int], list[s
     try:
         task = ray.remote(num_cpus=1)(_ray_group)
         plan_ref = ray.put(plan)
-        pending = {task.remote(plan_ref, scenario, seed, str(root), names, fast): len(names)
-                   for (scenario, seed), names in todo.items()}
+        pending = {task.remote(plan_ref, batch, str(root), fast): sum(len(names) for *_, names in batch)
+                   for batch in batches}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
