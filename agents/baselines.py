@@ -25,10 +25,17 @@ simulator's leverage cap then scales all pairs down together, as it does for any
 * ``fractional_kelly``: leverage = k × max(μ̂_t, 0) / σ_t², μ̂ a causal estimate of the edge, capped;
 * ``atr_stop``: risk a fixed share of equity to a stop at m × ATR; stateful per account;
 * ``raw_signal``: the signal at full size (fraction ±1).
+
+Baselines act in the exposure twin of the agent's env (:func:`baseline_env`): the same costs,
+band, VaR limit and mode, forecasts and reward, with exposure actions. A rule sizes a position;
+the agent's action space (a size in VaR budgets, a multiplier on a base rule) would cap or
+reshape that size, and under ``size_unit: var_budget`` it made ``raw_signal`` and ``var_budget``
+the same policy on every bar.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -40,6 +47,7 @@ import pandas as pd
 from forecasters.features import average_true_range
 
 from agents.policies import AccountView, fraction_to_action
+from envs.config import EnvConfig
 from envs.data import EnvData
 from agents.evaluation.metrics import bars_per_year
 
@@ -105,9 +113,14 @@ class VolTargetConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class VarBudgetConfig:
-    """``budget``: the position's one-bar VaR as a multiple of the env's limit (1.0: at the limit)."""
+    """``budget``: the position's one-bar VaR as a multiple of the env's limit (1.0: at the limit).
 
-    budget: float = 1.0
+    0.8 by default: the headroom a desk keeps below a hard limit, so a 25% rise of the VaR
+    forecast does not breach; at 1.0 under the shield this rule would be ``raw_signal`` clipped,
+    the same position on every bar. The env's residual base rule uses the same value
+    (``EnvConfig.base_var_budget``)."""
+
+    budget: float = 0.8
 
     def __post_init__(self) -> None:
         _positive("budget", self.budget)
@@ -155,6 +168,15 @@ class AtrStopConfig:
 @dataclass(frozen=True, kw_only=True)
 class RawSignalConfig:
     """No parameters: the signal at the maximum leverage."""
+
+
+def baseline_env(config: EnvConfig) -> EnvConfig:
+    """The env a rule-based baseline acts in beside an agent trained in ``config``: the same
+    config with exposure actions (target exposure per pair as a fraction of the maximum notional),
+    so the rule's size is the size it asks for, under the agent's costs, band and VaR limit."""
+    if config.action_mode == "exposure":
+        return config
+    return dataclasses.replace(config, action_mode="exposure")
 
 
 # -- helpers ---------------------------------------------------------------------------------

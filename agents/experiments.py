@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agents.baselines import BASELINES, make_baseline
+from agents.baselines import BASELINES, baseline_env, make_baseline
 from agents.evaluation.metrics import bars_per_year
 from agents.evaluation.rollout import evaluation_config, run_policy
 from agents.evaluation.statistics import paired_sharpe_difference, sharpe_ci
@@ -49,7 +49,7 @@ def band_table(config: TrainConfig, markets, baselines, bands, split: str = "val
         data = split_data(market, config.env, data_config)
         span = data.span(split)
         for band in bands:
-            env = evaluation_config(dataclasses.replace(config.env, rebalance_band=float(band)))
+            env = evaluation_config(baseline_env(dataclasses.replace(config.env, rebalance_band=float(band))))
             for name in baselines:
                 summary = run_policy(make_baseline(name), span, env, label=name).summary.iloc[0]
                 rows.append({"market": "+".join(symbols), "baseline": name, "band": float(band),
@@ -154,8 +154,9 @@ def planted_edge_experiment(base: TrainConfig, seeds: Sequence[int], *, timestep
             per_year = bars_per_year(data.full.index)
             rng = np.random.default_rng(10_000 + seed)
             returns = {}
+            rule_cfg = evaluation_config(baseline_env(cfg.env))  # rules act in the exposure twin
             for name, policy in policies.items():
-                result = run_policy(policy, data.test, env_cfg, label=name)
+                result = run_policy(policy, data.test, env_cfg if name == "ppo" else rule_cfg, label=name)
                 r = per_bar_returns(result.records)
                 returns[name] = r
                 s = result.summary.iloc[0]

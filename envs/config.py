@@ -74,6 +74,9 @@ class EnvConfig:
     """Vol-target base rule: annualised volatility of each pair's position (0.10 = 10%, the vol_target baseline's)."""
     base_max_leverage: float = 10.0
     """Vol-target base rule: leverage cap of each pair's position (the vol_target baseline's)."""
+    base_var_budget: float = 0.8
+    """VaR-budget base rule: the position's VaR as a fraction of the limit (the var_budget baseline's: 0.8 keeps
+    headroom, so a 25% rise of the forecast does not breach, and under the shield it is not raw_signal clipped)."""
     signal_lookback: Duration = "1D"
     """Momentum lookback of the sizing signal (1D = 24 hourly bars, 1 daily bar)."""
     size_unit: str = "leverage"
@@ -171,6 +174,8 @@ class EnvConfig:
             raise ValueError(f"size_range must be in (1, 100] (a multiple of the base size), got {self.size_range}")
         if not 0 < self.base_target_vol <= 10:
             raise ValueError(f"base_target_vol must be in (0, 10] (annualised volatility), got {self.base_target_vol}")
+        if not 0 < self.base_var_budget <= 10:
+            raise ValueError(f"base_var_budget must be in (0, 10] (a fraction of the VaR limit), got {self.base_var_budget}")
         if not 0 < self.base_max_leverage <= 1000:
             raise ValueError(f"base_max_leverage must be in (0, 1000], got {self.base_max_leverage}")
         if not 0 <= self.rebalance_band < 1:

@@ -130,6 +130,8 @@ class StepParams(NamedTuple):
         direction mode: the largest size, in VaR budgets.
     base_target_vol, base_max_leverage : float
         Annualised volatility the vol-target base rule sizes each pair to; its leverage cap.
+    base_var_budget : float
+        The VaR-budget base rule's position VaR as a fraction of the limit.
     bars_per_year : float
         Bars in a trading year (annualises the per-bar volatility forecast).
     account_bound, utilisation_cap : float
@@ -161,6 +163,7 @@ class StepParams(NamedTuple):
     size_range: float
     base_target_vol: float
     base_max_leverage: float
+    base_var_budget: float
     bars_per_year: float
     account_bound: float
     utilisation_cap: float
@@ -220,8 +223,8 @@ def step_params(prm) -> StepParams:
     """The :class:`StepParams` held in the first :data:`N_PARAMS` entries of ``prm``."""
     return StepParams(int(prm[0]), int(prm[1]), prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8], prm[9],
                       prm[10], prm[11], prm[12], prm[13], prm[14], prm[15], prm[16], prm[17], prm[18], prm[19],
-                      prm[20], prm[21], prm[22], prm[23], prm[24], int(prm[25]), int(prm[26]), int(prm[27]),
-                      int(prm[28]), int(prm[29]), int(prm[30]))
+                      prm[20], prm[21], prm[22], prm[23], prm[24], prm[25], int(prm[26]), int(prm[27]), int(prm[28]),
+                      int(prm[29]), int(prm[30]), int(prm[31]))
 
 
 @jit(cache=True, error_model="numpy", inline="always")
@@ -333,7 +336,7 @@ def base_fraction(bars, q, t, j):
     """The base rule's size of pair j (fraction of the maximum notional, >= 0, along the signal), as
     the rule-based baselines of :mod:`agents.baselines` size it with their defaults: ``vol_target``
     leverage base_target_vol / (sigma sqrt(bars per year)) capped at base_max_leverage;
-    ``var_budget`` the VaR limit split equally over the pairs with a signal."""
+    ``var_budget`` base_var_budget x the VaR limit split equally over the pairs with a signal."""
     c = j * N_BAR
     if q.base_rule == BaseRule.VOL_TARGET:
         sigma = bars[t, c + SIGMA]
@@ -348,7 +351,7 @@ def base_fraction(bars, q, t, j):
             active += 1
     if not (side > 0 and math.isfinite(side)):
         return 0.0
-    return q.var_limit / (side * max(active, 1)) / q.max_leverage
+    return q.base_var_budget * q.var_limit / (side * max(active, 1)) / q.max_leverage
 
 
 @jit(cache=True, error_model="numpy", inline="always")
@@ -828,7 +831,7 @@ def pack_params(config, n_pairs: int, has_corr: bool, bars_per_year: float) -> n
         var_limit=config.var_limit, var_penalty=config.var_penalty, risk_aversion=config.risk_aversion,
         dsr_eta=config.dsr_eta, reward_scale=config.reward_scale, rebalance_band=config.rebalance_band,
         min_order=config.min_order, size_range=config.size_range, base_target_vol=config.base_target_vol,
-        base_max_leverage=config.base_max_leverage,
+        base_max_leverage=config.base_max_leverage, base_var_budget=config.base_var_budget,
         bars_per_year=bars_per_year, account_bound=ACCOUNT_BOUND,
         utilisation_cap=UTILISATION_CAP, action_mode=ACTION_MODES.index(config.action_mode),
         size_unit=SIZE_UNITS.index(config.size_unit), var_mode=VAR_MODES.index(config.var_mode),

@@ -76,7 +76,7 @@ class NumpyCore:
         else:
             active = np.maximum((signal != 0).sum(axis=1, keepdims=True), 1)
             ok = np.isfinite(side) & (side > 0)
-            base = np.where(ok, cfg.var_limit / (np.where(ok, side, 1.0) * active), 0.0) / lev
+            base = np.where(ok, cfg.base_var_budget * cfg.var_limit / (np.where(ok, side, 1.0) * active), 0.0) / lev
         target = np.minimum(base, 1.0) * signal
         budget = var_budget_fraction(np.where(signal < 0, -1.0, 1.0), d.var_long[t], d.var_short[t],
                                      cfg.var_limit, lev)

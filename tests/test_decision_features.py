@@ -85,7 +85,7 @@ def test_a_flat_account_is_one_target_away_and_never_in_the_band(data) -> None:
     d, c = core.data, core.config
     signal = d.signal[t, 0]
     side = d.var_long[t, 0] if signal > 0 else d.var_short[t, 0]
-    target = min(c.var_limit / side / c.account.max_leverage, 1.0) * signal  # base rule var_budget, one pair
+    target = min(c.base_var_budget * c.var_limit / side / c.account.max_leverage, 1.0) * signal  # var_budget rule
     budget = min(c.var_limit / ((d.var_short[t, 0] if signal < 0 else d.var_long[t, 0]) * c.account.max_leverage),
                  1.0)
     assert obs[cols["EURUSD:exposure_fraction"]] == 0.0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.baselines import make_baseline
+from agents.baselines import baseline_env, make_baseline
 from agents.evaluation.rollout import SeedEnsemble, evaluation_config, run_policy
 from agents.hyperparams import DEFAULT_CONFIG, TrainConfig
 from agents.training import load_market, load_trained_policy, resolve_model, split_data
@@ -75,7 +75,8 @@ def evaluate_policy(*, models: Sequence[str | Path] = (), baseline: str | None =
         training = adjust(training)
     data = split_data(load_market(training.data, account_currency=training.env.account.currency), training.env,
                       training.data)
-    result = run_policy(policy, data.span(split), evaluation_config(training.env), label=label)
+    env = training.env if models else baseline_env(training.env)  # a rule acts in the exposure twin
+    result = run_policy(policy, data.span(split), evaluation_config(env), label=label)
     resolved = {"policy": label, "split": split, "dates": data.dates()[split], "training_config": training.to_dict(),
                 "baseline_params": params, "data_notes": [*data.market.notes, *data.full.notes]}
     with RunFolder(runs_root, f"evaluate-{label.split(':')[0]}", config=resolved,

@@ -45,7 +45,7 @@ class PolicySpec:
 
     ``env``: the env config (mapping) the policy acts in — an agent's own training env, so
     its actions keep the meaning it learnt (action mode, size unit, VaR mode); ``None``: the
-    plan's env (baselines).
+    plan's env (baselines, in its exposure twin).
     """
 
     name: str
@@ -70,9 +70,12 @@ class PolicySpec:
             raise ValueError(f"policy name {self.name!r} must be a plain file name (it names a folder)")
 
     def env_config(self, default: EnvConfig) -> EnvConfig:
-        if self.env is None:
-            return default
-        return from_mapping(EnvConfig, self.env, source=f"policy {self.name} env")
+        """The env this policy acts in: an agent's own; a baseline's the exposure twin of its
+        env (:func:`agents.baselines.baseline_env`: the same costs, band and limit)."""
+        from agents.baselines import baseline_env
+
+        config = default if self.env is None else from_mapping(EnvConfig, self.env, source=f"policy {self.name} env")
+        return baseline_env(config) if self.kind == "baseline" else config
 
     def build(self) -> Policy:
         if self.baseline is not None:
