@@ -33,6 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from forecasters.var_suite import (  # noqa: E402
     DEFAULT_MODELS,
+    HELD_OUT_END,
+    HELD_OUT_SYMBOLS,
     PRIMARY_MODEL,
     TEXTBOOK_MODELS,
     SuiteConfig,
@@ -80,6 +82,10 @@ def load_closes(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
 
 
 # --------------------------------------------------------------------------- report
+
+#: How the default best model was chosen (see README, "Choosing the best model").
+WHY_PRIMARY = ("chosen by `scripts/var_select.py` on held-out ECB pairs "
+               f"{' '.join(HELD_OUT_SYMBOLS)} up to {HELD_OUT_END}, never on the pairs reported here")
 
 
 COLUMNS = ["n", "exceptions", "rate", "kupiec_p", "binom_p", "ind_p", "cc_p", "dq_p", "duration_p", "zone",
@@ -160,7 +166,8 @@ def report_markdown(result: SuiteResult, config: SuiteConfig, source: str, close
           f"standardised losses of each window (McNeil & Frey 2000); FHS: each window's own residuals;",
           f"- EWMA λ = {config.ewma_lambda}; levels {', '.join(f'{lv:.0%}' for lv in config.levels)}; long position "
           f"(loss = −return); ES at the VaR level;",
-          f"- **best model, fixed in advance: `{config.primary}`** (the literature's conditional EVT); textbook "
+          f"- **best model, fixed in advance: `{config.primary}`** "
+          f"({WHY_PRIMARY if config.primary == PRIMARY_MODEL else 'set by --primary'}); textbook "
           f"models: {', '.join(f'`{m}`' for m in TEXTBOOK_MODELS if m in config.models)};",
           "- a model *passes* when Kupiec and Christoffersen CC p-values are both ≥ 5%;",
           f"- MCS: tick loss, Hansen–Lunde–Nason R statistic, size {config.mcs_size:.0%}, "
