@@ -44,8 +44,9 @@ from forecasters.ewma import ewma_variance
 from forecasters.garch import GarchConfig, GarchForecaster
 from forecasters.var import RiskForecast, conditional_var, garch_var, historical_var, normal_var
 
-__all__ = ["TEXTBOOK_MODELS", "NEW_MODELS", "DEFAULT_MODELS", "PRIMARY_MODEL", "SuiteConfig", "SuiteResult",
-           "parse_model", "run_suite", "skewt_ppf", "skewt_cdf"]
+__all__ = ["TEXTBOOK_MODELS", "NEW_MODELS", "DEFAULT_MODELS", "PRIMARY_MODEL", "SELECTION_CANDIDATES",
+           "HELD_OUT_SYMBOLS", "HELD_OUT_END", "SuiteConfig", "SuiteResult", "garch_filters", "parse_model",
+           "run_suite", "select_model", "selection_ranking", "skewt_ppf", "skewt_cdf"]
 
 TEXTBOOK_MODELS = ("hs", "normal", "ewma", "garch-normal", "garch-t", "gjr-t", "garch-t-fhs")
 #: The candidates for the best model, declared before any was backtested (issue #15): the
@@ -85,6 +86,11 @@ def parse_model(name: str) -> tuple[str, str | None, str | None, str]:
 def _filter_key(vol: str | None, dist: str | None, method: str) -> str:
     """The walk-forward a GARCH model reads: ``{vol}-{dist}``, ``-long`` for a long tail sample."""
     return f"{vol}-{dist}" + ("-long" if method.startswith("evtlong") else "")
+
+
+def garch_filters(models: tuple[str, ...] | list[str]) -> set[str]:
+    """The GARCH walk-forwards ``models`` need, one per pair each (what a progress bar counts)."""
+    return {_filter_key(vol, dist, method) for kind, vol, dist, method in map(parse_model, models) if kind == "garch"}
 
 
 @dataclass(frozen=True, kw_only=True)

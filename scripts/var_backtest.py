@@ -39,6 +39,7 @@ from forecasters.var_suite import (  # noqa: E402
     TEXTBOOK_MODELS,
     SuiteConfig,
     SuiteResult,
+    garch_filters,
     parse_model,
     run_suite,
 )
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         symbols = [str(c) for c in closes.columns]
         returns = np.log(closes.to_numpy(dtype=float))
         returns = np.vstack([np.full((1, returns.shape[1]), np.nan), np.diff(returns, axis=0)])
-        n_filters = len({"-".join(m.split("-")[:2]) for m in models if parse_model(m)[0] == "garch"})
+        n_filters = len(garch_filters(models))
         refits = len(range(config.window, len(closes), config.refit_every))
         with tqdm(total=n_filters * len(symbols) * refits, unit="fit", desc="GARCH walk-forward",
                   file=sys.stderr, mininterval=1.0) as bar:

@@ -29,7 +29,7 @@ from forecasters.var_suite import (  # noqa: E402
     HELD_OUT_SYMBOLS,
     SELECTION_CANDIDATES,
     SuiteConfig,
-    parse_model,
+    garch_filters,
     select_model,
 )
 from simulator.common.errors import ConfigError, DataError  # noqa: E402
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         market = load_ecb(symbols, start=args.start, end=args.end, account_currency=None, depth="infinite")
         closes = np.column_stack([market.bars[(s, "close")].to_numpy(dtype=float) for s in market.symbols])
         returns = np.vstack([np.full((1, closes.shape[1]), np.nan), np.diff(np.log(closes), axis=0)])
-        n_filters = len({(m.split("-")[0], m.split("-")[1], "long" in m) for m in config.models
-                         if parse_model(m)[0] == "garch"})
+        n_filters = len(garch_filters(config.models))
         refits = len(range(config.window, len(closes), config.refit_every))
         with tqdm(total=n_filters * len(symbols) * refits, unit="fit", desc="GARCH walk-forward",
                   file=sys.stderr, mininterval=1.0) as bar:
