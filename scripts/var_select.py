@@ -34,6 +34,7 @@ from forecasters.var_suite import (  # noqa: E402
 )
 from simulator.common.errors import ConfigError, DataError  # noqa: E402
 from simulator.common.run_folder import RunFolder  # noqa: E402
+from scripts.var_backtest import add_protocol_arguments  # noqa: E402
 
 #: The pairs the issue reports: never used to choose.
 REPORTED = ("EURUSD", "USDJPY", "GBPUSD", "EURCHF")
@@ -46,15 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"held-out ECB pairs (default {' '.join(HELD_OUT_SYMBOLS)})")
     parser.add_argument("--candidates", nargs="+", default=list(SELECTION_CANDIDATES),
                         help=f"models to choose from (default {' '.join(SELECTION_CANDIDATES)})")
-    parser.add_argument("--window", type=int, default=500, help="rolling window, bars (default 500)")
-    parser.add_argument("--refit-every", type=int, default=1, help="GARCH refit interval, bars (default 1)")
-    parser.add_argument("--levels", nargs="+", type=float, default=[0.99, 0.95], help="VaR levels (default 0.99 0.95)")
     parser.add_argument("--select-level", type=float, default=0.99, help="level the rule reads (default 0.99)")
-    parser.add_argument("--start", help="first date of the data")
-    parser.add_argument("--end", default=HELD_OUT_END, help=f"last date of the data (default {HELD_OUT_END})")
-    parser.add_argument("--mcs-reps", type=int, default=1000, help="MCS bootstrap replications (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default 0)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+    add_protocol_arguments(parser, end=HELD_OUT_END)
     args = parser.parse_args(argv)
 
     from tqdm import tqdm

@@ -585,20 +585,30 @@ def test_garch_evt_covers_a_fat_tailed_garch_series() -> None:
 
 @pytest.mark.parametrize("method", ["parametric", "fhs", "evt"])
 def test_garch_var_no_lookahead(method) -> None:
-    import pandas as pd
-
     from forecasters.garch import GarchConfig, GarchForecaster
     from forecasters.var import garch_var
 
-    r = _two_series(1000, 51, 5.0)
-    changed = r.copy()
     cut = 800
-    changed[cut + 1:] *= 3.0
-    index = pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+    r, changed, index = _future_tripled(1000, 51, cut)
     config = GarchConfig(vol="gjr", dist="skewt", min_window=500, window_size=500, refit_every=10,
                          seasonal=False, residual_tails=51)
     a = garch_var(GarchForecaster(config).forecast_returns(r, index, ("A", "B")), 0.99, method=method)
     b = garch_var(GarchForecaster(config).forecast_returns(changed, index, ("A", "B")), 0.99, method=method)
+    _assert_only_the_future_moved(a, b, cut)
+
+
+def _future_tripled(n: int, seed: int, cut: int):
+    """Two GARCH-t series, a copy with every return after row ``cut`` tripled, and a daily clock."""
+    import pandas as pd
+
+    r = _two_series(n, seed, 5.0)
+    changed = r.copy()
+    changed[cut + 1:] *= 3.0
+    return r, changed, pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+
+
+def _assert_only_the_future_moved(a: RiskForecast, b: RiskForecast, cut: int) -> None:
+    """Rows <= cut identical (returns after cut were changed), later rows not."""
     np.testing.assert_array_equal(a.var[: cut + 1], b.var[: cut + 1])
     np.testing.assert_array_equal(a.es[: cut + 1], b.es[: cut + 1])
     assert not np.allclose(a.var[cut + 20:], b.var[cut + 20:])
@@ -719,22 +729,15 @@ def test_long_residual_window_tails_are_the_current_fits_residuals_over_it() -> 
 
 @pytest.mark.parametrize("method", ["evt0", "evtlong", "evtlong0"])
 def test_suite_evt_variants_no_lookahead(method) -> None:
-    import pandas as pd
-
     from forecasters.var_suite import SuiteConfig, run_suite
 
-    r = _two_series(1200, 91, 5.0)
-    changed = r.copy()
     cut = 900
-    changed[cut + 1:] *= 3.0
-    index = pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+    r, changed, index = _future_tripled(1200, 91, cut)
     config = SuiteConfig(window=300, refit_every=10, long_window=600, models=(f"garch-normal-{method}",),
                          levels=(0.99,), mcs_reps=10, es_boot=10)
     a = run_suite(r, index, ("A", "B"), config).risk[(f"garch-normal-{method}", 0.99)]
     b = run_suite(changed, index, ("A", "B"), config).risk[(f"garch-normal-{method}", 0.99)]
-    np.testing.assert_array_equal(a.var[: cut + 1], b.var[: cut + 1])
-    np.testing.assert_array_equal(a.es[: cut + 1], b.es[: cut + 1])
-    assert not np.allclose(a.var[cut + 20:], b.var[cut + 20:])
+    _assert_only_the_future_moved(a, b, cut)
     xi = a.info["gpd"]["xi"]
     if method.endswith("0"):
         assert (xi[np.isfinite(xi)] >= 0).all()
