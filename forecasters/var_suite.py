@@ -127,7 +127,9 @@ class SuiteConfig:
             if not 0.5 < level < 1.0 or 1.0 - level >= self.tail_fraction:
                 raise ValueError(f"levels must be in (0.5, 1) with 1 - level below tail_fraction "
                                  f"{self.tail_fraction}, got {level}")
-        if self.long_window <= self.window or int(math.ceil(self.tail_fraction * self.long_window)) + 2 > self.window // 2:
+        long_tail = int(math.ceil(self.tail_fraction * self.long_window)) + 2
+        if any(m.split("-")[-1].startswith("evtlong") for m in self.models) and (
+                self.long_window <= self.window or long_tail > self.window // 2):
             raise ValueError(f"long_window must exceed window ({self.window}) with its tail "
                              f"({self.tail_fraction:.0%}) within half the window, got {self.long_window}")
         if not 0.0 < self.ewma_lambda < 1.0:

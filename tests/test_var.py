@@ -634,6 +634,9 @@ def test_suite_config_rejects_bad_settings_in_one_line() -> None:
         SuiteConfig(models=("hs", "garch-x"))
     with pytest.raises(ValueError, match="below tail_fraction"):
         SuiteConfig(levels=(0.85,))
+    with pytest.raises(ValueError, match="long_window must exceed window"):
+        SuiteConfig(window=500, long_window=400, models=("garch-normal-evtlong",))
+    SuiteConfig(window=150, models=("hs", "garch-normal-evt0"))  # the long sample only binds its models
 
 
 def test_suite_evt_and_fhs_laws_invert_and_give_z3_near_zero_under_their_own_law() -> None:
