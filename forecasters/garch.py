@@ -64,6 +64,10 @@ class GarchConfig:
 
     ``residual_tails``: how many of the smallest and of the largest in-sample standardised
     residuals of each fit window to keep per row (0: none) — what FHS and EVT VaR read.
+    ``residual_window``: bars of standardised residuals those tails come from, ending at the
+    refit bar (0: the fit window itself). Longer than the fit window, the returns before it are
+    filtered with the same (current) parameters — a longer tail sample for EVT without a
+    longer, slower-to-adapt GARCH fit; fewer bars while less history exists. Causal either way.
     """
 
     vol: str = "garch"
@@ -76,6 +80,7 @@ class GarchConfig:
     seasonal: bool = True
     max_iterations: int = 200
     residual_tails: int = 0
+    residual_window: int = 0
 
     def __post_init__(self) -> None:
         if self.vol not in VOL_MODELS:
@@ -99,6 +104,9 @@ class GarchConfig:
         if not 0 <= self.residual_tails <= self.min_window // 2:
             raise ValueError(f"residual_tails must be in [0, min_window/2 = {self.min_window // 2}], "
                              f"got {self.residual_tails}")
+        if self.residual_window and (self.residual_window < self.min_window or not self.residual_tails):
+            raise ValueError(f"residual_window must be 0 or >= min_window ({self.min_window}) with residual_tails "
+                             f"> 0, got {self.residual_window} (residual_tails {self.residual_tails})")
 
     @property
     def label(self) -> str:
@@ -482,8 +490,13 @@ def walk_forward(x: np.ndarray, config: GarchConfig,
         if config.dist == "skewt":
             lam[rows] = params.lam
         if k:
-            w0, w1 = lo - filter_start, tau + 1 - filter_start  # the fit window inside y
-            z = (y[w0:w1] - params.mu) / np.sqrt(s2[w0:w1])
+            z_start = max(first, tau - config.residual_window + 1)
+            if z_start < lo:  # a residual sample longer than the fit window: filter it from its own start
+                y_z = x[z_start: tau + 1] * params.scale
+                z = (y_z - params.mu) / np.sqrt(_filter(y_z, params, vol)[: y_z.size])
+            else:
+                w0, w1 = lo - filter_start, tau + 1 - filter_start  # the fit window inside y
+                z = (y[w0:w1] - params.mu) / np.sqrt(s2[w0:w1])
             part_lo = np.sort(np.partition(z, k - 1)[:k])
             part_hi = -np.sort(-np.partition(z, z.size - k)[z.size - k:])
             z_lo[rows] = part_lo

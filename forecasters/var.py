@@ -664,7 +664,8 @@ def _gpd_profile(theta: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ll, xi, ratio
 
 
-def gpd_fit(excesses: np.ndarray, *, grid: int = 48, iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+def gpd_fit(excesses: np.ndarray, *, grid: int = 48, iterations: int = 40,
+            nonnegative_shape: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood generalised Pareto ``(xi, beta)`` for each row of excesses (>= 0), vectorised.
 
     Why not ``scipy.stats.genpareto.fit``: a daily walk-forward needs thousands of fits; this
@@ -672,14 +673,22 @@ def gpd_fit(excesses: np.ndarray, *, grid: int = 48, iterations: int = 40) -> tu
     ``theta = xi / beta`` (Grimshaw 1993: ``xi(theta) = mean log(1 + theta y)``,
     ``beta = xi / theta``), by a grid and a golden-section refinement over all rows at once.
     Restricted to ``xi > -0.5`` (the regular case). ``excesses`` is (rows, k) or (k,).
+
+    ``nonnegative_shape``: maximise over ``xi >= 0`` only (``theta >= 0``; ``xi(theta) >= 0`` exactly
+    when ``theta >= 0``), i.e. an unbounded tail: a window whose largest losses look bounded gets
+    the exponential (``xi = 0``, ``beta`` = mean excess) or a heavier tail, never an endpoint a
+    later crisis can break.
     """
     y = np.atleast_2d(np.asarray(excesses, dtype=float))
     if y.shape[-1] < 3 or not np.isfinite(y).all() or (y < 0).any():
         raise ValueError(f"need >= 3 finite, non-negative excesses per row, got shape {y.shape}")
     ymax = np.maximum(y.max(axis=-1), 1e-300)
-    # theta * ymax = exp(v) - 1 spans (-1, 1000): every admissible theta up to very heavy tails
-    v_grid = np.linspace(math.log(1e-6), math.log(1000.0), grid)
-    v_grid = v_grid[np.abs(np.expm1(v_grid)) > 1e-9]
+    # theta * ymax = exp(v) - 1 spans (-1, 1000): every admissible theta up to very heavy tails;
+    # with a non-negative shape v >= 0 (theta >= 0), v = 0 being the exponential law
+    v_low = 0.0 if nonnegative_shape else math.log(1e-6)
+    v_grid = np.linspace(v_low, math.log(1000.0), grid)
+    if not nonnegative_shape:
+        v_grid = v_grid[np.abs(np.expm1(v_grid)) > 1e-9]
     theta = np.expm1(v_grid)[None, :] / ymax[:, None]
     ll = np.stack([_gpd_profile(theta[:, i], y)[0] for i in range(theta.shape[1])], axis=1)
     best = np.argmax(ll, axis=1)
@@ -741,7 +750,7 @@ def _sigma_info(forecast: SigmaLike, key: str) -> np.ndarray:
 
 
 def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["parametric", "fhs", "evt"] = "parametric",
-              tail_fraction: float = 0.1, name: str | None = None) -> RiskForecast:
+              tail_fraction: float = 0.1, nonnegative_shape: bool = False, name: str | None = None) -> RiskForecast:
     """VaR/ES from a walk-forward GARCH forecast with its fitted mean, shocks and window residuals.
 
     ``r[t+1] = mu[t] + sigma[t] Z`` with ``mu`` = ``info['mu']`` (the fitted constant mean):
@@ -751,7 +760,8 @@ def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["para
       ``['z_hi']``, numpy's 'linear' quantile of the window, ES the mean of the
       ``floor((n-1)(1-alpha)) + 1`` worst — the conventions of :func:`historical_var`);
     * ``evt``: conditional EVT (McNeil & Frey 2000): a GPD fitted to the ``k = round(tail_fraction
-      n)`` largest standardised losses of each window over the (k+1)-th, VaR/ES by :func:`gpd_tail`.
+      n)`` largest standardised losses of each window over the (k+1)-th, VaR/ES by :func:`gpd_tail`;
+      ``nonnegative_shape`` fits it with ``xi >= 0`` (an unbounded tail, :func:`gpd_fit`).
 
     Row t uses only the fit made at or before t (the forecaster is causal). Return units.
     """
@@ -801,7 +811,7 @@ def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["para
             for kv in np.unique(kr):
                 sel = kr == kv
                 u = losses[sel, kv]
-                xi, beta = gpd_fit(losses[sel, :kv] - u[:, None])
+                xi, beta = gpd_fit(losses[sel, :kv] - u[:, None], nonnegative_shape=nonnegative_shape)
                 v, e = gpd_tail(alpha, u, xi, beta, kv / n.ravel()[idx][sel])
                 out[0].reshape(-1)[idx[sel]] = v
                 out[1].reshape(-1)[idx[sel]] = e
@@ -814,7 +824,7 @@ def garch_var(forecast: SigmaLike, alpha: float = 0.99, *, method: Literal["para
     z_var, z_es = out_long
     z_var_s, z_es_s = out_short
     out_info: dict[str, Any] = {"method": method, "z_var": z_var, "z_es": z_es, "tail_fraction": tail_fraction,
-                                "mu": mu, "sigma": s}
+                                "nonnegative_shape": nonnegative_shape, "mu": mu, "sigma": s}
     if method == "evt":
         out_info["gpd"] = gpd  # the long-side tail law per row: losses -z above u are GPD(xi, beta), P = frac
     return RiskForecast(name=label, alpha=alpha, var=-mu + s * z_var, es=-mu + s * z_es,

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasters.var_suite import TEXTBOOK_MODELS, SuiteConfig, SuiteResult, parse_model, run_suite
+from forecasters.var_suite import (HELD_OUT_END, HELD_OUT_SYMBOLS, PRIMARY_MODEL, TEXTBOOK_MODELS, SuiteConfig,
+                                   SuiteResult, garch_filters, parse_model, run_suite)
 from simulator.common.errors import ConfigError, DataError
 from simulator.common.run_folder import RunFolder, atomic_write_bytes
 
@@ -31,6 +32,11 @@ class VarBacktestReport:
     path: Path
     result: SuiteResult
     seconds: float
+
+
+#: How the default best model was chosen (see README, "Choosing the best model").
+WHY_PRIMARY = ("chosen by `scripts/var_select.py` on held-out ECB pairs "
+               f"{' '.join(HELD_OUT_SYMBOLS)} up to {HELD_OUT_END}, never on the pairs reported here")
 
 
 def _market_closes(market) -> pd.DataFrame:
@@ -147,7 +153,8 @@ def report_markdown(result: SuiteResult, config: SuiteConfig, source: str, close
           f"standardised losses of each window (McNeil & Frey 2000); FHS: each window's own residuals;",
           f"- EWMA λ = {config.ewma_lambda}; levels {', '.join(f'{lv:.0%}' for lv in config.levels)}; long position "
           f"(loss = −return); ES at the VaR level;",
-          f"- **best model, fixed in advance: `{config.primary}`** (the literature's conditional EVT); textbook "
+          f"- **best model, fixed in advance: `{config.primary}`** "
+          f"({WHY_PRIMARY if config.primary == PRIMARY_MODEL else 'set by --primary'}); textbook "
           f"models: {', '.join(f'`{m}`' for m in TEXTBOOK_MODELS if m in config.models)};",
           "- a model *passes* when Kupiec and Christoffersen CC p-values are both ≥ 5%;",
           f"- MCS: tick loss, Hansen–Lunde–Nason R statistic, size {config.mcs_size:.0%}, "
@@ -198,7 +205,7 @@ def var_backtest_report(closes: pd.DataFrame, source: str, config: SuiteConfig, 
     symbols = [str(c) for c in closes.columns]
     returns = np.log(closes.to_numpy(dtype=float))
     returns = np.vstack([np.full((1, returns.shape[1]), np.nan), np.diff(returns, axis=0)])
-    n_filters = len({"-".join(m.split("-")[:2]) for m in config.models if parse_model(m)[0] == "garch"})
+    n_filters = len(garch_filters(config.models))
     refits = len(range(config.window, len(closes), config.refit_every))
     with tqdm(total=n_filters * len(symbols) * refits, unit="fit", desc="GARCH walk-forward",
               file=sys.stderr, mininterval=1.0, disable=not progress) as bar:

@@ -40,6 +40,18 @@ def load_closes(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
                         symbol=getattr(args, "symbol", "EURUSD"))
 
 
+def add_protocol_arguments(parser: argparse.ArgumentParser, *, end: str | None = None) -> None:
+    """The walk-forward protocol options this script and ``scripts/var_select.py`` share."""
+    parser.add_argument("--window", type=int, default=500, help="rolling window of every model, bars (default 500)")
+    parser.add_argument("--refit-every", type=int, default=1, help="GARCH refit interval, bars (default 1)")
+    parser.add_argument("--levels", nargs="+", type=float, default=[0.99, 0.95], help="VaR levels (default 0.99 0.95)")
+    parser.add_argument("--start", help="first date of the data (the window warm-up comes out of it)")
+    parser.add_argument("--end", default=end, help=f"last date of the data (default {end or 'the last fix'})")
+    parser.add_argument("--mcs-reps", type=int, default=1000, help="MCS bootstrap replications (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default 0)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -50,17 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbol", default="EURUSD", help="pair of the CSV file (default EURUSD)")
     parser.add_argument("--symbols", nargs="+", default=["EURUSD", "USDJPY", "GBPUSD", "EURCHF"],
                         help="pairs for --source ecb (default EURUSD USDJPY GBPUSD EURCHF)")
-    parser.add_argument("--window", type=int, default=500, help="rolling window of every model, bars (default 500)")
-    parser.add_argument("--refit-every", type=int, default=1, help="GARCH refit interval, bars (default 1)")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                         help=f"models (default: {' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--levels", nargs="+", type=float, default=[0.99, 0.95], help="VaR levels (default 0.99 0.95)")
-    parser.add_argument("--start", help="first date of the data (the window warm-up comes out of it)")
-    parser.add_argument("--end", help="last date of the data")
     parser.add_argument("--primary", default=PRIMARY_MODEL, help=f"the model fixed in advance (default {PRIMARY_MODEL})")
-    parser.add_argument("--mcs-reps", type=int, default=1000, help="MCS bootstrap replications (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstraps (default 0)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs", help="where run folders go (default runs/)")
+    add_protocol_arguments(parser)
     args = parser.parse_args(argv)
 
     try:

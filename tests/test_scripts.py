@@ -87,7 +87,7 @@ def test_var_backtest_on_a_csv_writes_table_report_and_plots(tmp_path, capsys) -
     csv = _synthetic_csv(tmp_path / "bars.csv", 1_000)
     rc = load_script("var_backtest").main([
         "--source", "csv", "--csv", str(csv), "--window", "300", "--refit-every", "100",
-        "--models", "hs", "ewma", "garch-t", "garch-normal-evt", "gjr-skewt-fhs", "--levels", "0.99", "0.95",
+        "--models", "hs", "ewma", "garch-t", "garch-normal-evt0", "gjr-skewt-fhs", "--levels", "0.99", "0.95",
         "--mcs-reps", "20", "--out", str(tmp_path / "runs"),
     ])
     assert rc == 0
@@ -100,7 +100,7 @@ def test_var_backtest_on_a_csv_writes_table_report_and_plots(tmp_path, capsys) -
     assert len(table) == 5 * 2 and (table["n"] == 1_000 - 1 - 300).all()  # every model on the same rows
     assert table["zone"].isin(["green", "yellow", "red"]).all()
     report = (run / "report.md").read_text()
-    assert "garch-normal-evt (best, fixed)" in report and "rolling window 300" in report
+    assert "garch-normal-evt0 (best, fixed)" in report and "rolling window 300" in report
     assert (run / "report.html").read_text().count("<table>") >= 3
     assert (run / "var_band_EURUSD.png").stat().st_size > 10_000
     assert "pairs passing Kupiec and CC" in capsys.readouterr().out
@@ -129,3 +129,35 @@ def test_var_backtest_reads_the_ecb_crosses_through_eur() -> None:
     args.symbols, args.start, args.end = ["EURCYP"], None, None  # the pound of Cyprus ends in 2007
     cyp, _ = load_script("var_backtest").load_closes(args)
     assert cyp.index[-1].year == 2007 and cyp.notna().all().all()
+
+
+# --------------------------------------------------------------------------- var_select (issue 15)
+
+
+def test_var_select_ranks_candidates_on_held_out_ecb_pairs(tmp_path, capsys) -> None:
+    import yaml
+
+    rc = load_script("var_select").main([
+        "--symbols", "EURSEK", "EURNOK", "--start", "2005-01-01", "--end", "2008-12-31", "--window", "300",
+        "--refit-every", "50", "--candidates", "garch-normal-evt", "garch-normal-evt0", "--mcs-reps", "10",
+        "--out", str(tmp_path / "runs"),
+    ])
+    assert rc == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    ranking = pd.read_csv(run / "selection.csv")
+    assert set(ranking["model"]) == {"garch-normal-evt", "garch-normal-evt0"} and (ranking["pairs"] == 2).all()
+    ordered = ranking.sort_values(["passes", "mean_tick_loss"], ascending=[False, True])
+    chosen = yaml.safe_load((run / "chosen.yaml").read_text())
+    assert chosen["best"] == ordered["model"].iloc[0] == ranking["model"].iloc[0]
+    assert chosen["test_rows"][1] <= "2008-12-31"
+    table = pd.read_csv(run / "backtest.csv")
+    assert set(table["symbol"]) == {"EURSEK", "EURNOK"} and set(table["level"]) == {0.99, 0.95}
+    assert f"chosen: {chosen['best']}" in capsys.readouterr().out
+
+
+def test_var_select_refuses_the_reported_pairs_in_one_line(tmp_path, capsys) -> None:
+    rc = load_script("var_select").main(["--symbols", "EURSEK", "GBPUSD", "--out", str(tmp_path / "runs")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "GBPUSD" in err and "reported pairs" in err
+    assert not (tmp_path / "runs").exists()

@@ -585,20 +585,30 @@ def test_garch_evt_covers_a_fat_tailed_garch_series() -> None:
 
 @pytest.mark.parametrize("method", ["parametric", "fhs", "evt"])
 def test_garch_var_no_lookahead(method) -> None:
-    import pandas as pd
-
     from forecasters.garch import GarchConfig, GarchForecaster
     from forecasters.var import garch_var
 
-    r = _two_series(1000, 51, 5.0)
-    changed = r.copy()
     cut = 800
-    changed[cut + 1:] *= 3.0
-    index = pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+    r, changed, index = _future_tripled(1000, 51, cut)
     config = GarchConfig(vol="gjr", dist="skewt", min_window=500, window_size=500, refit_every=10,
                          seasonal=False, residual_tails=51)
     a = garch_var(GarchForecaster(config).forecast_returns(r, index, ("A", "B")), 0.99, method=method)
     b = garch_var(GarchForecaster(config).forecast_returns(changed, index, ("A", "B")), 0.99, method=method)
+    _assert_only_the_future_moved(a, b, cut)
+
+
+def _future_tripled(n: int, seed: int, cut: int):
+    """Two GARCH-t series, a copy with every return after row ``cut`` tripled, and a daily clock."""
+    import pandas as pd
+
+    r = _two_series(n, seed, 5.0)
+    changed = r.copy()
+    changed[cut + 1:] *= 3.0
+    return r, changed, pd.date_range("2001-01-01", periods=r.shape[0], freq="D", tz="UTC")
+
+
+def _assert_only_the_future_moved(a: RiskForecast, b: RiskForecast, cut: int) -> None:
+    """Rows <= cut identical (returns after cut were changed), later rows not."""
     np.testing.assert_array_equal(a.var[: cut + 1], b.var[: cut + 1])
     np.testing.assert_array_equal(a.es[: cut + 1], b.es[: cut + 1])
     assert not np.allclose(a.var[cut + 20:], b.var[cut + 20:])
@@ -624,6 +634,9 @@ def test_suite_config_rejects_bad_settings_in_one_line() -> None:
         SuiteConfig(models=("hs", "garch-x"))
     with pytest.raises(ValueError, match="below tail_fraction"):
         SuiteConfig(levels=(0.85,))
+    with pytest.raises(ValueError, match="long_window must exceed window"):
+        SuiteConfig(window=500, long_window=400, models=("garch-normal-evtlong",))
+    SuiteConfig(window=150, models=("hs", "garch-normal-evt0"))  # the long sample only binds its models
 
 
 def test_suite_evt_and_fhs_laws_invert_and_give_z3_near_zero_under_their_own_law() -> None:
@@ -658,3 +671,97 @@ def test_suite_z3_is_minus_infinity_for_a_loss_outside_the_models_support() -> N
     assert np.isfinite(_z3(y, cdf, ppf, 0.01))
     y[500] = -40.0  # a 40-sigma loss: PIT ~ 1e-350 under the normal law
     assert _z3(y, cdf, ppf, 0.01) == -np.inf
+
+
+# --------------------------------------------------------------------------- held-out selection variants (issue 15)
+
+
+@pytest.mark.parametrize("xi_true", [-0.3, -0.05, 0.3])
+def test_gpd_fit_with_nonnegative_shape_is_scipys_constrained_maximum(xi_true) -> None:
+    from scipy.optimize import minimize
+
+    from forecasters.var import gpd_fit
+
+    rng = np.random.default_rng(int(100 * (xi_true + 1)))
+    samples = stats.genpareto.rvs(xi_true, scale=0.6, size=(4, 80), random_state=rng)
+    xi, beta = gpd_fit(samples, nonnegative_shape=True)
+    free_xi, free_beta = gpd_fit(samples)
+    assert (xi >= 0).all()
+    for row in range(4):
+        y = samples[row]
+
+        def nll(v: np.ndarray) -> float:
+            return -float(stats.genpareto.logpdf(y, v[0], scale=math.exp(v[1])).sum())
+
+        ref = minimize(nll, x0=[0.1, math.log(y.mean())], bounds=[(0.0, 5.0), (-10.0, 10.0)], method="L-BFGS-B")
+        ll_ours = stats.genpareto.logpdf(y, xi[row], scale=beta[row]).sum()
+        assert ll_ours >= -ref.fun - 1e-6  # scipy's constrained optimum is not better than ours
+        if free_xi[row] >= 0:  # the constraint does not bind: the free maximum
+            assert xi[row] == pytest.approx(free_xi[row], abs=1e-4) and beta[row] == pytest.approx(free_beta[row], rel=1e-4)
+        elif xi_true == -0.3:  # binds: the exponential law, scipy's expon MLE
+            assert xi[row] == 0.0
+            assert beta[row] == pytest.approx(stats.expon.fit(y, floc=0)[1], rel=1e-12)
+
+
+def test_long_residual_window_tails_are_the_current_fits_residuals_over_it() -> None:
+    from forecasters import garch_kernels as K
+    from forecasters.garch import GarchConfig, walk_forward
+
+    x = simulate_garch_t(1300, seed=81, nu=5.0)[0]
+    base = GarchConfig(vol="garch", dist="normal", min_window=300, window_size=300, refit_every=50,
+                       seasonal=False, residual_tails=40)
+    long = GarchConfig(vol="garch", dist="normal", min_window=300, window_size=300, refit_every=50,
+                       seasonal=False, residual_tails=40, residual_window=700)
+    a, b = walk_forward(x, base), walk_forward(x, long)
+    np.testing.assert_array_equal(a.variance, b.variance)  # the forecast itself is untouched
+    first = 1
+    for i, (tau, _, _, _) in enumerate(b.checkpoints[:-1]):
+        params = b.checkpoints[i + 1][1]  # the fit made at tau, in effect on rows tau .. tau+49
+        z0 = max(first, tau - 700 + 1)
+        y = x[z0: tau + 1] * params.scale
+        s2 = K.variance_python(np.ascontiguousarray(y - params.mu), params.omega, params.alpha, params.gamma,
+                               params.beta, params.backcast)[:-1]
+        z = np.sort((y - params.mu) / np.sqrt(s2))
+        assert b.z_n[tau] == min(700, tau - first + 1)
+        np.testing.assert_allclose(b.z_lo[tau], z[:40], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b.z_hi[tau], z[::-1][:40], rtol=1e-9, atol=1e-12)
+    assert b.z_n[-1] == 700 and a.z_n[-1] == 300
+    with pytest.raises(ValueError, match="residual_window must be 0 or >= min_window"):
+        GarchConfig(min_window=300, window_size=300, residual_tails=40, residual_window=200)
+
+
+@pytest.mark.parametrize("method", ["evt0", "evtlong", "evtlong0"])
+def test_suite_evt_variants_no_lookahead(method) -> None:
+    from forecasters.var_suite import SuiteConfig, run_suite
+
+    cut = 900
+    r, changed, index = _future_tripled(1200, 91, cut)
+    config = SuiteConfig(window=300, refit_every=10, long_window=600, models=(f"garch-normal-{method}",),
+                         levels=(0.99,), mcs_reps=10, es_boot=10)
+    a = run_suite(r, index, ("A", "B"), config).risk[(f"garch-normal-{method}", 0.99)]
+    b = run_suite(changed, index, ("A", "B"), config).risk[(f"garch-normal-{method}", 0.99)]
+    _assert_only_the_future_moved(a, b, cut)
+    xi = a.info["gpd"]["xi"]
+    if method.endswith("0"):
+        assert (xi[np.isfinite(xi)] >= 0).all()
+    frac = a.info["gpd"]["frac"]
+    assert np.nanmax(frac) == pytest.approx(0.1, abs=0.002)
+
+
+def test_selection_rule_most_passes_then_tick_loss() -> None:
+    import pandas as pd
+
+    from forecasters.var_suite import selection_ranking
+
+    rows = []
+    # a passes on 2 pairs, b on 2 with a lower tick loss, c on 3 with the highest loss
+    for model, passes, loss in (("a", (1, 1, 0), 0.20), ("b", (1, 0, 1), 0.10), ("c", (1, 1, 1), 0.30)):
+        for sym, ok in zip(("X", "Y", "Z"), passes):
+            rows.append({"symbol": sym, "model": model, "level": 0.99, "passes": bool(ok), "tick_loss": loss})
+            rows.append({"symbol": sym, "model": model, "level": 0.95, "passes": True, "tick_loss": 0.0})
+    table = pd.DataFrame(rows)
+    ranking = selection_ranking(table, ("a", "b", "c"))
+    assert list(ranking["model"]) == ["c", "b", "a"] and list(ranking["passes"]) == [3, 2, 2]
+    assert list(ranking["rank"]) == [1, 2, 3] and (ranking["pairs"] == 3).all()
+    with pytest.raises(ValueError, match=r"candidates \['d'\]"):
+        selection_ranking(table, ("a", "d"))
