@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES, make_baseline  # noqa: E402
+from agents.experiments import per_bar_returns  # noqa: E402
 from agents.evaluation.rollout import evaluation_config, run_policy  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from agents.training import load_trained_policy, train  # noqa: E402
@@ -40,10 +41,6 @@ from agents.evaluation.statistics import paired_sharpe_difference, sharpe_ci  # 
 
 CONFIG = HYPERPARAMS_DIR / "ppo_planted_edge.yaml"
 REFERENCE = "fixed_fraction"
-
-
-def per_bar_returns(records: pd.DataFrame) -> np.ndarray:
-    return (records["equity"] / records["equity_before"] - 1.0).to_numpy()
 
 
 @guard
