@@ -28,7 +28,7 @@ import pandas as pd
 
 from agents.baselines import BASELINES, make_baseline
 from agents.evaluation.metrics import bars_per_year
-from agents.evaluation.rollout import EvaluationResult, evaluation_config, run_policy
+from agents.evaluation.rollout import EvaluationResult, evaluation_config, run_policies, run_policy
 from agents.evaluation.statistics import paired_sharpe_difference, sharpe_ci
 from agents.hyperparams import TrainConfig
 from agents.policies import Policy
@@ -122,14 +122,22 @@ def score_run(result: EvaluationResult, n_bars: int, per_year: float, rng: np.ra
 
 def evaluate_span(policies: dict[str, tuple[Policy, EnvConfig]], data: EnvData, per_year: float,
                   rng: np.random.Generator) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Run each ``name: (policy, env config)`` deterministically over the whole span ``data``; rows and returns."""
+    """Run each ``name: (policy, env config)`` deterministically over the whole span ``data``; rows and returns.
+
+    Policies sharing one env config step as accounts of one batched core (:func:`run_policies`: each
+    result is the one ``run_policy`` gives alone), so the rules cost one pass over the span.
+    """
+    groups: dict[int, tuple[EnvConfig, list[str]]] = {}
+    for name, (_, config) in policies.items():
+        groups.setdefault(id(config), (config, []))[1].append(name)
+    results: dict[str, EvaluationResult] = {}
+    for config, names in groups.values():
+        runs = run_policies([policies[n][0] for n in names], data, evaluation_config(config), labels=names)
+        results.update(zip(names, runs, strict=True))
+    n_bars = max((int(r.records["step"].max()) + 1 for r in results.values() if len(r.records)), default=0)
     rows, returns = [], {}
-    n_bars = None
-    for name, (policy, config) in policies.items():
-        result = run_policy(policy, data, evaluation_config(config), label=name)
-        if n_bars is None:
-            n_bars = int(result.records["step"].max()) + 1 if len(result.records) else 0
-        row, returns[name] = score_run(result, n_bars, per_year, rng)
+    for name in policies:
+        row, returns[name] = score_run(results[name], n_bars, per_year, rng)
         rows.append({"policy": name, **row})
     return rows, returns
 
