@@ -34,6 +34,7 @@ from agents.hyperparams import TrainConfig
 from agents.policies import Policy
 from envs.config import EnvConfig
 from envs.data import EnvData
+from simulator.common.errors import ModelFileError
 from simulator.common.run_folder import RunFolder
 
 #: The reference rule of item 7a and the residual agent's base rule.
@@ -203,6 +204,9 @@ def report_markdown(table: pd.DataFrame, verdicts: Sequence[str], settings: str)
              "on the same bars with a two-sided bootstrap p. Turnover and costs: multiples / fractions of "
              "initial equity. The test span is run once, after training and after the ablation's constant "
              "was computed on validation.", ""]
+    if "model" in table:
+        models = table.dropna(subset=["model"]).drop_duplicates("seed")
+        lines += ["PPO model scored: " + "; ".join(f"seed {r.seed}: {r.model}" for r in models.itertuples()), ""]
     for span in table.span.unique():
         lines += [f"## {span}", "", "| seed | policy | Sharpe | 95% CI | return | max DD | turnover (x eq.) "
                   "| costs | p (paired) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -240,7 +244,12 @@ def planted_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Pa
             run_dir = train(cfg, runs_root=folder.path / "training", argv=[], progress=False,
                             log=lambda msg: log(f"  {msg}"))
             data = split_data(load_market(cfg.data, account_currency=cfg.env.account.currency), cfg.env, cfg.data)
-            ppo = load_trained_policy(resolve_model(run_dir)[0])
+            try:
+                model_path, selected = resolve_model(run_dir)[0], "best eligible on validation"
+            except ModelFileError:  # every checkpoint broke the selection rule: score the final model, say so
+                model_path, selected = run_dir / "model.zip", "final (no checkpoint eligible on validation)"
+                log("  no checkpoint eligible on validation: the final model is scored")
+            ppo = load_trained_policy(model_path)
             constant = mean_action(ppo, data.validation, cfg.env)
             log(f"  ablation: mean validation action {np.array2string(constant, precision=4)}")
             rule_env = baseline_env(cfg.env)
@@ -254,7 +263,8 @@ def planted_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Pa
                 span_rows += paired_rows(returns, per_year, rng)
                 for r in span_rows:
                     rows.append({"seed": seed, "span": span, **r,
-                                 **({"ablation_action": float(constant.mean())} if r["policy"] == "ablation" else {})})
+                                 **({"ablation_action": float(constant.mean())} if r["policy"] == "ablation" else {}),
+                                 **({"model": selected} if r["policy"] == "ppo" else {})})
                 by = {r["policy"]: r for r in span_rows}
                 log(f"  {span}: Sharpe ppo {by['ppo']['sharpe']:+.2f}, {REFERENCE} {by[REFERENCE]['sharpe']:+.2f}, "
                     f"ablation {by['ablation']['sharpe']:+.2f}, fixed_fraction {by['fixed_fraction']['sharpe']:+.2f}; "
