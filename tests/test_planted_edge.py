@@ -184,3 +184,24 @@ def test_the_planted_edge_settings_come_from_the_data_section_strictly():
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="planted_edge"):
         DataConfig(source="sample", planted_edge={"trend_drift": 0.1})
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_intraday_vol_profile_can_be_flat(flat: bool) -> None:
+    """intraday_vol_seasonality False: calm bars have the same volatility at every hour (the issue's 0.1% a bar)."""
+    cfg = PlantedEdgeConfig(calm_annual_vol=0.001 * np.sqrt(BARS_PER_YEAR), trend_drift=0.03, turbulent_drift=0.0,
+                            intraday_vol_seasonality=not flat)
+    out = planted_edge_market(N_BARS, rng=np.random.default_rng(5), config=cfg)
+    close = out.market.bars["EURUSD"]["close"].to_numpy()
+    r = np.diff(np.log(close))
+    hourly = np.diff(out.market.index.asi8) == 3_600 * 10**9  # not across the weekend gap
+    calm = (out.regime[1:] == 0) & (out.regime[:-1] == 0) & hourly
+    hours = out.market.index.hour.to_numpy()[1:]
+    by_hour = np.array([r[calm & (hours == h)].std() for h in range(24)])
+    spread = cfg.synthetic_config().seasonality.hourly_spread
+    assert spread == PlantedEdgeConfig().synthetic_config().seasonality.hourly_spread  # costs' profile kept
+    if flat:
+        assert by_hour.max() / by_hour.min() < 1.35
+        assert 0.0008 < np.median(by_hour) < 0.0012  # ~0.1% per calm bar
+    else:
+        assert by_hour.max() / by_hour.min() > 1.6

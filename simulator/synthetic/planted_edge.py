@@ -85,7 +85,11 @@ class PlantedEdgeConfig:
     * ``garch_alpha``, ``garch_beta``, ``student_t_dof``, ``jumps_per_year``: the
       generator's volatility clustering, tails and jumps (jumps are 4x as frequent in
       turbulent spells);
-    * ``start``: first bar, a Sunday 22:00 UTC week open.
+    * ``start``: first bar, a Sunday 22:00 UTC week open;
+    * ``intraday_vol_seasonality``: keep the generator's hour-of-day and weekday volatility profile
+      (``False``: flat, so the per-bar volatility is ``σ_calm`` or ``vol_multiplier × σ_calm`` at every
+      hour — a rule that targets volatility then resizes with the regime, not with the clock; the
+      spread and liquidity profiles are kept either way).
     """
 
     symbol: str = "EURUSD"
@@ -105,6 +109,7 @@ class PlantedEdgeConfig:
     student_t_dof: float = 5.0
     jumps_per_year: float = 6.0
     start: str = "2020-01-05 22:00"
+    intraday_vol_seasonality: bool = True
 
     def __post_init__(self) -> None:
         pair_spec(self.symbol)
@@ -155,6 +160,8 @@ class PlantedEdgeConfig:
                                 vol_multiplier=self.vol_multiplier),
             jumps=replace(JumpConfig(), per_year=self.jumps_per_year),
         )
+        if not self.intraday_vol_seasonality:
+            base = replace(base, seasonality=replace(base.seasonality, hourly_vol=(1.0,) * 24, weekday_vol=(1.0,) * 5))
         mean_k2 = 1.0 + self.turbulent_share * (self.vol_multiplier**2 - 1.0)
         units = mean_k2 * (1.0 + base.weekend_gap_bars / base.bars_per_week)
         pair = PairProcess(symbol=self.symbol, start_price=self.start_price,

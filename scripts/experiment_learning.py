@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Proof of learning, with the test span touched once (issue #12 item 7).
+
+``--part planted`` (item 7a): on the planted regime market (simulator/synthetic/planted_edge.py at
+the issue's strength, settings in agents/hyperparams/ppo_learning_planted.yaml), per seed: the market
+drawn with ``data_seed = seed``, split by date 60/20/20; PPO in residual mode on vol_target trained
+on the training span (best checkpoint chosen on validation); the constant-mean-action ablation (the
+agent's mean action over the validation span); then, once, PPO, the ablation and every baseline
+(exposure mode, same costs, band and limit) over the test span. Writes results.csv and report.md
+(per seed: Sharpe with a 95% block-bootstrap CI, return, max drawdown, turnover, costs; paired
+Sharpe differences PPO − vol_target and PPO − ablation with p-values; the summary counts) to
+runs/experiment-learning-<UTC time>/. Exit status 0 when the claim holds (PPO >= vol_target on
+>= 4 of 5 seeds and beats its ablation, paired p < 0.05, on >= 4 of 5), 1 when it does not.
+
+Example:
+    python scripts/experiment_learning.py --part planted                    # seeds 0-4, the YAML's budget
+    python scripts/experiment_learning.py --part planted --seeds 0 1 --no-test   # tuning: validation only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agents.learning_experiment import planted_experiment  # noqa: E402
+from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
+from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
+
+CONFIG = HYPERPARAMS_DIR / "ppo_learning_planted.yaml"
+
+
+@guard
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("planted",), default="planted",
+                        help="which proof: planted (item 7a); item 7b (real history) is not built yet")
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--timesteps", type=int, help="override total_timesteps per seed")
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--no-test", action="store_true",
+                        help="validation only: the test span is never run (for choosing settings)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs")
+    args = parser.parse_args(argv)
+    if args.timesteps is not None and args.timesteps < 1:
+        parser.error(f"--timesteps must be >= 1, got {args.timesteps}")
+    prepare_out(args.out)
+    base = TrainConfig.from_yaml(args.config)
+    need = max(1, round(0.8 * len(args.seeds)))  # the issue's 4 of 5
+    result = planted_experiment(base, args.seeds, out=args.out, timesteps=args.timesteps, test=not args.no_test,
+                                need=need, argv=sys.argv if argv is None else ["experiment_learning.py", *argv])
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
