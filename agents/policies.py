@@ -72,7 +72,7 @@ def _unit_tables(data: EnvData, config: EnvConfig) -> np.ndarray:
         if cached is data and cached_key == key:
             return tables
     out = np.zeros((data.n_bars, data.n_pairs, 3))
-    step.unit_tables(step.pack_market(data), prm, out)
+    step.unit_tables(step.pack_market(data, prm), prm, out)
     _UNITS.append((data, key, out))
     del _UNITS[:-4]
     return out

@@ -112,12 +112,12 @@ class FxRiskCore:
         self.market_dim = config.window * data.features.shape[1]
         extra = self.n_pairs * ((1 if config.action_mode == "exposure" else 2) + len(DECISION_FEATURES))
         self.obs_dim = self.market_dim + extra + len(ACCOUNT_FEATURES)
-        self.bars = kernel.pack_market(data)
+        self.prm = kernel.pack_params(config, data.n_pairs, data.corr is not None, bars_per_year(data))
+        self.bars = kernel.pack_market(data, self.prm)
         self.table = kernel.pack_table(data, config.window) if table is None else table
         if self.table.shape != (data.n_bars, self.market_dim):
             raise ValueError(f"observation table must be (bars, market dim) = {(data.n_bars, self.market_dim)}, "
                              f"got {self.table.shape}")
-        self.prm = kernel.pack_params(config, data.n_pairs, data.corr is not None, bars_per_year(data))
 
     # -- episodes ------------------------------------------------------------------------
     def start_bounds(self) -> tuple[int, int]:

@@ -179,9 +179,12 @@ N_PARAMS = len(StepParams._fields)
 
 # Per-pair fields of a bar (column j * N_BAR + field of ``bars``).
 BAR_FIELDS = ("open", "close", "spread", "liquidity", "conv", "sigma", "var_long", "var_short", "signal",
-              "differential", "signal_strength", "vol_ratio")
-OPEN, CLOSE, SPREAD, LIQ, CONV, SIGMA, VLONG, VSHORT, SIGNAL, DIFF, STRENGTH, VOL_RATIO = range(12)
-N_BAR = 12
+              "differential", "signal_strength", "vol_ratio", "base_target", "budget")
+"""Per-pair columns of ``bars``; the last two depend on the parameters too (:func:`pack_market` fills
+them once): the base rule's target (a signed fraction of the maximum notional) and one VaR budget."""
+(OPEN, CLOSE, SPREAD, LIQ, CONV, SIGMA, VLONG, VSHORT, SIGNAL, DIFF, STRENGTH, VOL_RATIO, BASE_TARGET,
+ BUDGET) = range(14)
+N_BAR = 14
 N_DECISION = 4
 """Per-pair decision features of the observation: signal strength, volatility against its long-run
 level, the position's gap to the base rule's target (in VaR budgets) and whether it sits in the band."""
@@ -654,9 +657,8 @@ def account_observe(bars, table, q, t, units, avg, row, peak, equity, last_scale
         obs[orow, col + j] = min(max(bars[t, j * N_BAR + STRENGTH], -b), b)
         obs[orow, col + p + j] = min(max(bars[t, j * N_BAR + VOL_RATIO], -b), b)
         held = work[_W_HELD, j] / max_notional
-        signal = bars[t, j * N_BAR + SIGNAL]
-        target = min(base_fraction(bars, q, t, j), 1.0) * signal
-        budget = budget_fraction(bars, q, t, j, signal)
+        target = bars[t, j * N_BAR + BASE_TARGET]
+        budget = bars[t, j * N_BAR + BUDGET]
         gap = (held - target) / budget if budget > 0 else 0.0
         obs[orow, col + 2 * p + j] = min(max(gap, -b), b)
         inside = held * target > 0 and abs(target - held) <= q.rebalance_band * abs(target)
@@ -840,9 +842,9 @@ def pack_params(config, n_pairs: int, has_corr: bool, bars_per_year: float) -> n
     return np.array([float(v) for v in params], dtype=np.float64)
 
 
-def pack_market(data) -> np.ndarray:
-    """The bars layout (see the module docstring) of an :class:`~envs.data.EnvData`: one C-contiguous
-    float64 array, one row a bar."""
+def pack_market(data, prm: np.ndarray) -> np.ndarray:
+    """The bars layout (see the module docstring) of an :class:`~envs.data.EnvData` under the
+    parameters ``prm`` (:func:`pack_params`): one C-contiguous float64 array, one row a bar."""
     p = data.n_pairs
     fields = [data.open, data.close, data.spread, data.liquidity, data.conv, data.sigma, data.var_long,
               data.var_short, data.signal, np.broadcast_to(np.asarray(data.differential, dtype=np.float64),
@@ -856,7 +858,22 @@ def pack_market(data) -> np.ndarray:
         out[:, corr_col:corr_col + p * p] = np.asarray(data.corr, dtype=np.float64).reshape(data.n_bars, p * p)
     else:
         out[:, corr_col:] = np.eye(p).reshape(-1)
+    rule_columns(out, prm)
     return np.ascontiguousarray(out)
+
+
+@jit(cache=True, error_model="numpy")
+def rule_columns(bars, prm):
+    """Fill the base rule's target and one VaR budget of every bar and pair into ``bars``: they
+    depend on the bar and the parameters only, so the observation reads them instead of
+    computing them for every account at every step."""
+    q = step_params(prm)
+    for t in range(bars.shape[0]):
+        for j in range(q.n_pairs):
+            c = j * N_BAR
+            signal = bars[t, c + SIGNAL]
+            bars[t, c + BASE_TARGET] = min(base_fraction(bars, q, t, j), 1.0) * signal
+            bars[t, c + BUDGET] = budget_fraction(bars, q, t, j, signal)
 
 
 def pack_single(bars: np.ndarray, table: np.ndarray) -> np.ndarray:
