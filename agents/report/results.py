@@ -337,11 +337,23 @@ def collapse_seed_invariant(results: pd.DataFrame) -> tuple[pd.DataFrame, list[s
     return results[keep].reset_index(drop=True), notes
 
 
+#: Relative difference below which two policies' metrics and positions count as the same (rounding).
+SAME_TOLERANCE = 1e-9
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and values equal to :data:`SAME_TOLERANCE` relative (NaN equal to NaN)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=SAME_TOLERANCE, atol=0.0, equal_nan=True))
+
+
 def merge_identical_policies(results: pd.DataFrame, store: CellStore | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Show once the policies that act identically in every run (the first in name order stays).
 
     Two policies are identical when every (scenario, seed) run has the same metrics and, where
-    per-step records exist, the same positions on the first shared run.
+    per-step records exist, the same positions on the first shared run, both to a relative
+    :data:`SAME_TOLERANCE`: rules that a VaR shield scales to the same limit position (the signal
+    at 3x or at full leverage) differ only in the last bits of that scaling.
     """
     policies = sorted(results["policy"].unique())
     key = run_key(results)[1:]
@@ -357,20 +369,19 @@ def merge_identical_policies(results: pd.DataFrame, store: CellStore | None = No
             ka, kb = runs[a][["scenario", "seed"]].to_numpy(), runs[b][["scenario", "seed"]].to_numpy()
             if ka.shape != kb.shape or not (ka == kb).all():
                 continue
-            if not np.array_equal(_metric_key(runs[a]).to_numpy(), _metric_key(runs[b]).to_numpy(), equal_nan=True):
+            if not _same(_metric_key(runs[a]).to_numpy(), _metric_key(runs[b]).to_numpy()):
                 continue
             if store is not None:
                 scenario, seed = ka[0]
                 fa, fb = store.get(a, scenario, int(seed)), store.get(b, scenario, int(seed))
                 if fa is not None and fb is not None:
                     cols = exposure_columns(fa)
-                    if cols and not np.array_equal(fa[cols].to_numpy(), fb.reindex(columns=cols).to_numpy(),
-                                                   equal_nan=True):
+                    if cols and not _same(fa[cols].to_numpy(), fb.reindex(columns=cols).to_numpy()):
                         continue
             merged.setdefault(a, []).append(b)
             dropped.add(b)
-    notes = [f"{', '.join(bs)} acted exactly like {a} in every run (same metrics, same positions): shown once, "
-             f"as {a}." for a, bs in merged.items()]
+    notes = [f"{', '.join(bs)} acted like {a} in every run (same metrics and positions to {SAME_TOLERANCE:g} "
+             f"relative: float rounding): shown once, as {a}." for a, bs in merged.items()]
     return results[~results["policy"].isin(dropped)].reset_index(drop=True), notes
 
 
