@@ -723,6 +723,7 @@ def batch_step(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equi
             raise ResetNeededError("step() of an account past the end of its episode or the data (or before "
                                    "its reset()) — call reset() first")
     work = np.empty((N_WORK, q.n_pairs))
+    observe = obs.shape[0] > 0
     for i in range(n):
         if skip[i]:
             for k in range(out_f.shape[1]):
@@ -733,6 +734,9 @@ def batch_step(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equi
                 for j in range(q.n_pairs):
                     out_p[k, i, j] = 0.0
             out_f[i, O_EQUITY] = equity[i]
+            if observe:
+                account_observe(bars, table, q, t_arr[i], units, avg, i, peak[i], equity[i], last_scale[i], work,
+                                obs, i)
             continue
         c, pk, eq, da, db, scale, floats, flags = account_step(
             bars, q, t_arr[i], end[i], cash[i], peak[i], equity[i], dsr_a[i], dsr_b[i], units, avg, quote, i, action,
@@ -745,8 +749,7 @@ def batch_step(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equi
         dsr_b[i] = db
         last_scale[i] = scale
         _write_outputs(floats, flags, out_f, out_b, i)
-    if obs.shape[0] > 0:
-        for i in range(n):
+        if observe:  # right after its step, while the account's rows and bar t+1 are in cache
             account_observe(bars, table, q, t_arr[i], units, avg, i, peak[i], equity[i], last_scale[i], work, obs, i)
 
 
