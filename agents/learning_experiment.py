@@ -28,12 +28,13 @@ import pandas as pd
 from agents.baselines import BASELINES, baseline_env, make_baseline
 from agents.evaluation.metrics import bars_per_year
 from agents.evaluation.rollout import EvaluationResult, evaluation_config, run_policies, run_policy
-from agents.evaluation.statistics import paired_sharpe_difference, sharpe_ci
+from agents.evaluation.statistics import bootstrap_ci, paired_sharpe_difference, sharpe_ci
 from agents.experiments import per_bar_returns
 from agents.hyperparams import TrainConfig
 from agents.policies import Policy
 from envs.config import EnvConfig
 from envs.data import EnvData
+from forecasters.backtests import kupiec_pof
 from simulator.common.errors import ModelFileError
 from simulator.common.run_folder import RunFolder
 
@@ -105,9 +106,13 @@ def score_run(result: EvaluationResult, n_bars: int, per_year: float, rng: np.ra
     r = aligned_returns(result.records, n_bars)
     point, lo, hi = sharpe_ci(r, per_year, rng=rng)
     equity0 = float(s["initial_equity"])
+    # Bars that carried a position: the observations of the VaR backtest (a flat bar has no VaR to exceed).
+    var_obs = int((result.records["var"].to_numpy() > 0).sum()) if "var" in result.records else 0
     return {"sharpe": point, "sharpe_low": lo, "sharpe_high": hi, "total_return": float(s["total_return"]),
             "max_drawdown": float(s["max_drawdown"]), "turnover_x_equity": float(s["turnover"]) / equity0,
-            "costs_of_equity": float(s["costs_paid"]) / equity0, "stop_outs": float(s["stop_outs"])}, r
+            "costs_of_equity": float(s["costs_paid"]) / equity0, "stop_outs": float(s["stop_outs"]),
+            "time_over_limit": float(s["time_over_limit"]), "var_exceptions": float(s["var_exceptions"]),
+            "var_obs": float(var_obs)}, r
 
 
 def evaluate_span(policies: dict[str, tuple[Policy, EnvConfig]], data: EnvData, per_year: float,
@@ -126,10 +131,20 @@ def evaluate_span(policies: dict[str, tuple[Policy, EnvConfig]], data: EnvData, 
         results.update(zip(names, runs, strict=True))
     n_bars = max((int(r.records["step"].max()) + 1 for r in results.values() if len(r.records)), default=0)
     rows, returns = [], {}
-    for name in policies:
+    for name, (_, config) in policies.items():
         row, returns[name] = score_run(results[name], n_bars, per_year, rng)
-        rows.append({"policy": name, **row})
+        nominal = 1.0 - evaluation_config(config).var_alpha
+        rows.append({"policy": name, **row, "var_nominal": nominal * row["var_obs"],
+                     "kupiec_p": kupiec_p(row["var_exceptions"], row["var_obs"], nominal)})
     return rows, returns
+
+
+def kupiec_p(exceptions: float, observations: float, nominal_rate: float) -> float:
+    """Kupiec's proportion-of-failures p-value (:func:`forecasters.backtests.kupiec_pof`); NaN without
+    an observation (a policy that never held a position has no VaR to backtest)."""
+    if not (math.isfinite(exceptions) and math.isfinite(observations)) or observations <= 0:
+        return math.nan
+    return float(kupiec_pof(int(exceptions), int(observations), nominal_rate).pvalue)
 
 
 def paired_rows(returns: dict[str, np.ndarray], per_year: float, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -276,3 +291,251 @@ def planted_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Pa
         log(v)
     log(f"run folder: {folder.path}")
     return ExperimentResult(path=folder.path, table=table, verdict=verdicts[-1], passed=passed)
+
+
+# --------------------------------------------------------------------------- item 7b: real history (ECB)
+
+#: Item 7b's markets: name → ECB pairs (``data.symbols`` overridden in both agents' configs).
+ECB_MARKETS: dict[str, tuple[str, ...]] = {
+    "EURUSD": ("EURUSD",), "USDJPY": ("USDJPY",), "GBPUSD": ("GBPUSD",), "EURCHF": ("EURCHF",),
+    "three-pair": ("EURUSD", "USDJPY", "GBPUSD")}
+#: Time over the VaR limit a policy may spend and stay compliant (fraction of bars): the constrained
+#: agent's episode budget 5 / 504 bars ≈ 0.01, and agents/report/ranking.py's tolerance.
+TIME_OVER_LIMIT_BUDGET = 0.01
+
+
+def compliant(row: dict[str, Any]) -> bool:
+    """The risk targets of item 7b on one row: no stop-out, time over the limit within the budget, and
+    VaR exceptions not rejected by Kupiec at 5% (a policy with no position has nothing to reject)."""
+    p = row.get("kupiec_p", math.nan)
+    return (row["stop_outs"] == 0 and _nan0(row["time_over_limit"]) <= TIME_OVER_LIMIT_BUDGET
+            and not (isinstance(p, float) and p == p and p < ALPHA))
+
+
+def _nan0(value: float) -> float:
+    return 0.0 if value != value else value
+
+
+def _aggregate_agent(rows: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, Any]:
+    """One agent's seeds as one row: mean Sharpe with a percentile-bootstrap CI over training seeds; other
+    figures the mean over seeds; stop-outs summed; VaR exceptions pooled over seeds for one Kupiec test;
+    ``time_over_limit_max`` the worst seed."""
+    sharpes = np.array([r["sharpe"] for r in rows], dtype=np.float64)
+    point, lo, hi = bootstrap_ci(sharpes[np.isfinite(sharpes)], rng=rng)
+    exc, obs = sum(r["var_exceptions"] for r in rows), sum(r["var_obs"] for r in rows)
+    nominal = rows[0]["var_nominal"] / rows[0]["var_obs"] if rows[0]["var_obs"] else math.nan
+    out = {"sharpe": point, "sharpe_low": lo, "sharpe_high": hi,
+           **{k: float(np.mean([r[k] for r in rows])) for k in ("total_return", "max_drawdown", "turnover_x_equity",
+                                                                 "costs_of_equity", "time_over_limit")},
+           "time_over_limit_max": float(np.nanmax([r["time_over_limit"] for r in rows])),
+           "stop_outs": float(sum(r["stop_outs"] for r in rows)), "var_exceptions": float(exc),
+           "var_obs": float(obs), "var_nominal": nominal * obs if nominal == nominal else math.nan,
+           "kupiec_p": kupiec_p(exc, obs, nominal) if nominal == nominal else math.nan}
+    return out
+
+
+def _best_compliant(validation_rows: list[dict[str, Any]]) -> str | None:
+    """The baseline (flat excluded) with the best VALIDATION Sharpe among those compliant on validation."""
+    ok = [r for r in validation_rows if r["policy"] != "flat" and compliant(r) and np.isfinite(r["sharpe"])]
+    return max(ok, key=lambda r: r["sharpe"])["policy"] if ok else None
+
+
+@dataclass(frozen=True)
+class _Trained:
+    market: str
+    agent: str
+    seed: int
+    config: TrainConfig
+    policy: Policy
+    ablation: ConstantAction
+    selected: str
+
+
+def ecb_experiment(agents: dict[str, TrainConfig], seeds: Sequence[int], *, out: str | Path,
+                   markets: dict[str, tuple[str, ...]] | None = None, timesteps: int | None = None,
+                   test: bool = True, argv: list[str] | None = None,
+                   log: Callable[[str], None] = print) -> ExperimentResult:
+    """Item 7b: per market × agent (``agents``: name → config, e.g. shield and constrained PPO) × seed, train on
+    1999-2013 (best checkpoint chosen on validation), compute the ablation's constant on validation and test the
+    agent against it there (paired, per seed); every baseline runs in the exposure twin of each agent's env.
+    Then, once at the end (``test``), every policy over the test span. results.csv and report.md in a fresh
+    run folder under ``out``. ``test=False`` never runs the test span.
+    """
+    from agents.training import load_market, load_trained_policy, resolve_model, split_data, train
+
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if not agents:
+        raise ValueError("give at least one agent config")
+    markets = ECB_MARKETS if markets is None else markets
+    rows: list[dict[str, Any]] = []
+    trained: list[_Trained] = []
+    datasets: dict[tuple[str, str], Any] = {}
+    best_rule: dict[tuple[str, str], str | None] = {}
+    with RunFolder(out, "experiment-learning-ecb",
+                   config={"agents": {k: v.to_dict() for k, v in agents.items()}, "seeds": list(seeds),
+                           "markets": {k: list(v) for k, v in markets.items()}, "test": test,
+                           "timesteps": timesteps}, argv=sys.argv if argv is None else argv) as folder:
+        for market, symbols in markets.items():
+            for agent, base in agents.items():
+                data_cfg = replace(base.data, symbols=tuple(symbols))
+                template = replace(base, data=data_cfg, total_timesteps=timesteps or base.total_timesteps)
+                data = split_data(load_market(data_cfg, account_currency=base.env.account.currency),
+                                  base.env, data_cfg)
+                datasets[(market, agent)] = data
+                per_year = bars_per_year(data.full.index)
+                rule_env = baseline_env(base.env)
+                rules = {name: (make_baseline(name), rule_env) for name in BASELINES}
+                rng = np.random.default_rng([len(rows), 0])
+                rule_rows, _ = evaluate_span(rules, data.validation, per_year, rng)
+                best_rule[(market, agent)] = _best_compliant(rule_rows)
+                for r in rule_rows:
+                    rows.append({"market": market, "agent": agent, "span": "validation", "seed": math.nan,
+                                 **r, "compliant": compliant(r)})
+                log(f"{market} / {agent}: best compliant baseline on validation: {best_rule[(market, agent)]}")
+                for seed in seeds:
+                    cfg = replace(template, seed=seed, name=f"ecb-{market}-{agent}-seed{seed}")
+                    log(f"{market} / {agent} / seed {seed}: training {cfg.total_timesteps:,} steps")
+                    run_dir = train(cfg, runs_root=folder.path / "training", argv=[], progress=False,
+                                    log=lambda msg: log(f"  {msg}"))
+                    try:
+                        model_path, selected = resolve_model(run_dir)[0], "best eligible on validation"
+                    except ModelFileError:
+                        model_path, selected = run_dir / "model.zip", "final (no checkpoint eligible on validation)"
+                        log("  no checkpoint eligible on validation: the final model is scored")
+                    policy = load_trained_policy(model_path)
+                    ablation = ConstantAction(mean_action(policy, data.validation, cfg.env))
+                    trained.append(_Trained(market, agent, seed, cfg, policy, ablation, selected))
+                    rng = np.random.default_rng([seed, len(rows), 1])
+                    span_rows, returns = evaluate_span({"agent": (policy, cfg.env), "ablation": (ablation, cfg.env)},
+                                                       data.validation, per_year, rng)
+                    d = paired_sharpe_difference(returns["agent"], returns["ablation"], per_year, rng=rng)
+                    span_rows.append({"policy": "agent - ablation", "sharpe": d["diff"], "sharpe_low": d["low"],
+                                      "sharpe_high": d["high"], "p_value": d["p_value"]})
+                    for r in span_rows:
+                        rows.append({"market": market, "agent": agent, "span": "validation", "seed": seed, **r,
+                                     **({"compliant": compliant(r)} if "stop_outs" in r else {}),
+                                     **({"ablation_action": float(ablation.action.mean())}
+                                        if r["policy"] == "ablation" else {}),
+                                     **({"model": selected} if r["policy"] == "agent" else {})})
+                    log(f"  validation: Sharpe agent {span_rows[0]['sharpe']:+.2f}, ablation "
+                        f"{span_rows[1]['sharpe']:+.2f}; agent - ablation {d['diff']:+.2f} (p {d['p_value']:.3f})")
+        if test:  # once, at the end: nothing above saw the test span
+            rows += _test_rows(markets, agents, trained, datasets, best_rule, log)
+        table = pd.DataFrame(rows)
+        verdicts = ecb_verdicts(table, test)
+        market_list = ", ".join(f"{k} ({' '.join(v)})" for k, v in markets.items())
+        settings = (f"Settings: markets {market_list}; agents "
+                    f"{', '.join(agents)}; {len(seeds)} training seeds {list(seeds)}, "
+                    f"{timesteps or next(iter(agents.values())).total_timesteps:,} PPO steps each; "
+                    f"time-over-limit budget {TIME_OVER_LIMIT_BUDGET:.0%} of bars; split train to "
+                    f"{next(iter(agents.values())).data.train_end}, validation to "
+                    f"{next(iter(agents.values())).data.validation_end}, test after.")
+        folder.write_csv("results.csv", table, index=False)
+        folder.write_text("report.md", ecb_report_markdown(table, verdicts, settings))
+    for v in verdicts:
+        log(v)
+    log(f"run folder: {folder.path}")
+    passed = all("NOT" not in v for v in verdicts if v.startswith("targets"))
+    return ExperimentResult(path=folder.path, table=table, verdict=verdicts[-1] if verdicts else "", passed=passed)
+
+
+def _test_rows(markets: dict[str, tuple[str, ...]], agents: dict[str, TrainConfig], trained: list[_Trained],
+               datasets: dict[tuple[str, str], Any], best_rule: dict[tuple[str, str], str | None],
+               log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every policy once over the test span: per seed, the seeds aggregated, the baselines, and the paired
+    Sharpe differences of each agent seed against the best compliant baseline (chosen on validation) and flat."""
+    rows: list[dict[str, Any]] = []
+    for market in markets:
+        for agent, base in agents.items():
+            data = datasets[(market, agent)]
+            test_span = data.span("test")
+            per_year = bars_per_year(data.full.index)
+            rule_env = baseline_env(base.env)
+            policies: dict[str, tuple[Policy, EnvConfig]] = {
+                name: (make_baseline(name), rule_env) for name in BASELINES}
+            mine = [t for t in trained if t.market == market and t.agent == agent]
+            for t in mine:
+                policies[f"agent seed {t.seed}"] = (t.policy, t.config.env)
+                policies[f"ablation seed {t.seed}"] = (t.ablation, t.config.env)
+            rng = np.random.default_rng([len(rows), 2])
+            span_rows, returns = evaluate_span(policies, test_span, per_year, rng)
+            by = {r["policy"]: r for r in span_rows}
+            common = {"market": market, "agent": agent, "span": "test"}
+            for name in BASELINES:
+                rows.append({**common, "seed": math.nan, **by[name], "compliant": compliant(by[name]),
+                             "best_compliant": name == best_rule[(market, agent)]})
+            for label in ("agent", "ablation"):
+                seed_rows = [by[f"{label} seed {t.seed}"] for t in mine]
+                for t, r in zip(mine, seed_rows, strict=True):
+                    rows.append({**common, "seed": t.seed, **r, "policy": label, "compliant": compliant(r)})
+                agg = _aggregate_agent(seed_rows, rng)
+                rows.append({**common, "seed": math.nan, "policy": f"{label} (seeds)", **agg, "compliant": compliant(
+                    {**agg, "time_over_limit": agg["time_over_limit_max"]})})
+            rule = best_rule[(market, agent)]
+            for other in ([rule] if rule else []) + ["flat"]:
+                diffs = []
+                for t in mine:
+                    d = paired_sharpe_difference(returns[f"agent seed {t.seed}"], returns[other], per_year, rng=rng)
+                    diffs.append(d["diff"])
+                    rows.append({**common, "seed": t.seed, "policy": f"agent - {other}", "sharpe": d["diff"],
+                                 "sharpe_low": d["low"], "sharpe_high": d["high"], "p_value": d["p_value"]})
+                finite = np.array(diffs, dtype=np.float64)
+                point, lo, hi = bootstrap_ci(finite[np.isfinite(finite)], rng=rng)
+                rows.append({**common, "seed": math.nan, "policy": f"agent - {other} (seeds)", "sharpe": point,
+                             "sharpe_low": lo, "sharpe_high": hi})
+            agg = next(r for r in rows[::-1] if r["policy"] == "agent (seeds)" and r["market"] == market)
+            log(f"{market} / {agent} test: agent Sharpe {agg['sharpe']:+.2f} [{_fmt(agg['sharpe_low'], '.2f')}, "
+                f"{_fmt(agg['sharpe_high'], '.2f')}], best compliant baseline {rule}: "
+                f"{by[rule]['sharpe']:+.2f}" if rule else f"{market} / {agent} test: no compliant baseline")
+    return rows
+
+
+def ecb_verdicts(table: pd.DataFrame, test: bool) -> list[str]:
+    """Item 7b's target lines: per agent, the seeds where the agent differs from its ablation on validation
+    (paired p < 0.05); with ``test``, per market the constrained (any cost-mode) agent's risk targets."""
+    lines = []
+    val = table[(table.span == "validation") & (table.policy == "agent - ablation")]
+    for (market, agent), g in val.groupby(["market", "agent"], sort=False):
+        n_sig = int((g.p_value < ALPHA).sum())
+        lines.append(f"{market} / {agent}: differs from its constant-action ablation on validation (paired, "
+                     f"p < {ALPHA:g}) on {n_sig} of {len(g)} seeds (mean difference {g.sharpe.mean():+.2f}).")
+    if test:
+        agg = table[(table.span == "test") & (table.policy == "agent (seeds)")]
+        for r in agg.to_dict("records"):
+            ok = r["stop_outs"] == 0 and r["time_over_limit_max"] <= TIME_OVER_LIMIT_BUDGET and not (
+                r["kupiec_p"] < ALPHA)
+            lines.append(f"targets {r['market']} / {r['agent']} (test): stop-outs {r['stop_outs']:.0f}, worst "
+                         f"seed's time over limit {r['time_over_limit_max']:.2%} (budget "
+                         f"{TIME_OVER_LIMIT_BUDGET:.0%}), VaR exceptions {r['var_exceptions']:.0f} vs nominal "
+                         f"{r['var_nominal']:.1f} (pooled Kupiec p {_fmt(r['kupiec_p'], '.3f')}) — "
+                         f"{'met' if ok else 'NOT met'}.")
+    return lines
+
+
+def ecb_report_markdown(table: pd.DataFrame, verdicts: Sequence[str], settings: str) -> str:
+    """report.md of item 7b: the target lines, the settings, and per market × span one table."""
+    lines = ["# Learning experiment on real history: shield and constrained PPO on ECB daily rates", "",
+             *[f"- {v}" for v in verdicts], "", settings, "",
+             "Agent rows `(seeds)`: mean over training seeds with a percentile-bootstrap 95% CI over seeds "
+             "(stop-outs summed, VaR exceptions pooled for one Kupiec test, time over limit the mean; the targets "
+             "use the worst seed). Single rows: Sharpe with a stationary-bootstrap 95% CI over bars. `A - B`: "
+             "paired Sharpe difference on the same bars, two-sided bootstrap p. Baselines act in the exposure "
+             "twin of each agent's env; `best` = the best compliant baseline chosen on VALIDATION. The test span "
+             "is run once, after all training.", ""]
+    head = ("| agent | seed | policy | Sharpe | 95% CI | return | max DD | VaR exc. / nominal | Kupiec p "
+            "| over limit | stop-outs | costs | p (paired) |")
+    for (market, span), g in table.groupby(["market", "span"], sort=False):
+        lines += [f"## {market} — {span}", "", head, "|" + "---|" * 13]
+        for r in g.to_dict("records"):
+            name = r["policy"] + (" (best)" if r.get("best_compliant") is True else "")
+            exc = (f"{r['var_exceptions']:.0f} / {r['var_nominal']:.1f}"
+                   if r.get("var_exceptions") == r.get("var_exceptions") and "var_exceptions" in r else "")
+            lines.append(f"| {r['agent']} | {_fmt(r['seed'], '.0f')} | {name} | {_fmt(r['sharpe'], '.2f')} | "
+                         f"[{_fmt(r['sharpe_low'], '.2f')}, {_fmt(r['sharpe_high'], '.2f')}] | "
+                         f"{_fmt(r.get('total_return'), '+.1%')} | {_fmt(r.get('max_drawdown'), '.1%')} | {exc} | "
+                         f"{_fmt(r.get('kupiec_p'), '.3f')} | {_fmt(r.get('time_over_limit'), '.2%')} | "
+                         f"{_fmt(r.get('stop_outs'), '.0f')} | {_fmt(r.get('costs_of_equity'), '.2%')} | "
+                         f"{_fmt(r.get('p_value'), '.3f')} |")
+        lines.append("")
+    return "\n".join(lines)

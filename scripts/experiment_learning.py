@@ -15,6 +15,7 @@ runs/experiment-learning-<UTC time>/. Exit status 0 when the claim holds (PPO >=
 Example:
     python scripts/experiment_learning.py --part planted                    # seeds 0-4, the YAML's budget
     python scripts/experiment_learning.py --part planted --seeds 0 1 --no-test   # tuning: validation only
+    python scripts/experiment_learning.py --part ecb --timesteps 32768      # item 7b: 5 markets x 2 agents x 5 seeds
 """
 
 from __future__ import annotations
@@ -26,22 +27,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.learning_experiment import planted_experiment  # noqa: E402
+from agents.learning_experiment import ECB_MARKETS, ecb_experiment, planted_experiment  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 
 CONFIG = HYPERPARAMS_DIR / "ppo_learning_planted.yaml"
+ECB_CONFIGS = {"shield": HYPERPARAMS_DIR / "ppo_ecb.yaml", "constrained": HYPERPARAMS_DIR / "ppo_ecb_constrained.yaml"}
 
 
 @guard
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("planted",), default="planted",
-                        help="which proof: planted (item 7a); item 7b (real history) is not built yet")
+    parser.add_argument("--part", choices=("planted", "ecb"), default="planted",
+                        help="which proof: planted (item 7a) or ecb (item 7b, real history)")
     parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--timesteps", type=int, help="override total_timesteps per seed")
-    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--config", type=Path, help=f"planted: the training YAML (default {CONFIG.name})")
+    parser.add_argument("--shield-config", type=Path, default=ECB_CONFIGS["shield"], help="ecb: shield PPO's YAML")
+    parser.add_argument("--constrained-config", type=Path, default=ECB_CONFIGS["constrained"],
+                        help="ecb: constrained PPO's YAML")
+    parser.add_argument("--markets", nargs="+", choices=tuple(ECB_MARKETS), default=list(ECB_MARKETS),
+                        help="ecb: which markets (default all five)")
     parser.add_argument("--no-test", action="store_true",
                         help="validation only: the test span is never run (for choosing settings)")
     parser.add_argument("--out", type=Path, default=REPO / "runs")
@@ -49,10 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.timesteps is not None and args.timesteps < 1:
         parser.error(f"--timesteps must be >= 1, got {args.timesteps}")
     prepare_out(args.out)
-    base = TrainConfig.from_yaml(args.config)
+    script_argv = sys.argv if argv is None else ["experiment_learning.py", *argv]
+    if args.part == "ecb":
+        agents = {"shield": TrainConfig.from_yaml(args.shield_config),
+                  "constrained": TrainConfig.from_yaml(args.constrained_config)}
+        result = ecb_experiment(agents, args.seeds, out=args.out, timesteps=args.timesteps, test=not args.no_test,
+                                markets={m: ECB_MARKETS[m] for m in args.markets}, argv=script_argv)
+        return 0 if result.passed else 1
+    base = TrainConfig.from_yaml(args.config or CONFIG)
     need = max(1, round(0.8 * len(args.seeds)))  # the issue's 4 of 5
     result = planted_experiment(base, args.seeds, out=args.out, timesteps=args.timesteps, test=not args.no_test,
-                                need=need, argv=sys.argv if argv is None else ["experiment_learning.py", *argv])
+                                need=need, argv=script_argv)
     return 0 if result.passed else 1
 
 
