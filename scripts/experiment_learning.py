@@ -12,6 +12,14 @@ Sharpe differences PPO − vol_target and PPO − ablation with p-values; the su
 runs/experiment-learning-<UTC time>/. Exit status 0 when the claim holds (PPO >= vol_target on
 >= 4 of 5 seeds and beats its ablation, paired p < 0.05, on >= 4 of 5), 1 when it does not.
 
+``--part ecb`` (item 7b): ECB daily history (train 1999-2013, validation 2014-2017, test 2018-) on
+EURUSD, USDJPY, GBPUSD, EURCHF and the three-pair market; shield PPO (ppo_ecb.yaml) and constrained
+PPO (ppo_ecb_constrained.yaml) per training seed, each against its constant-action ablation (paired,
+on validation), every baseline in the exposure twin of each agent's env, and flat; the test span once
+at the end. Writes runs/experiment-learning-ecb-<UTC time>/ results.csv and report.md. Exit status 0
+when constrained PPO meets the targets on every market (no stop-out, time over the limit within 1%
+of bars, Kupiec not rejected at 5% on test; differs from its ablation, p < 0.05, on >= 4 of 5 seeds).
+
 Example:
     python scripts/experiment_learning.py --part planted                    # seeds 0-4, the YAML's budget
     python scripts/experiment_learning.py --part planted --seeds 0 1 --no-test   # tuning: validation only

@@ -102,3 +102,19 @@ def test_compliance_and_kupiec() -> None:
     assert le.kupiec_p(10, 1000, 0.01) == pytest.approx(1.0)
     assert le.kupiec_p(30, 1000, 0.01) < 1e-4
     assert np.isnan(le.kupiec_p(0, 0, 0.01))
+
+
+def test_constrained_targets_need_every_market() -> None:
+    def market(name: str, stop_outs: float, p_values: list[float]) -> list[dict]:
+        val = [{"market": name, "agent": "constrained", "span": "validation", "policy": "agent - ablation",
+                "seed": i, "p_value": p} for i, p in enumerate(p_values)]
+        return val + [{"market": name, "agent": "constrained", "span": "test", "policy": "agent (seeds)",
+                       "stop_outs": stop_outs, "time_over_limit_max": 0.0, "kupiec_p": 0.5}]
+
+    good = market("EURUSD", 0.0, [0.01] * 4 + [0.5])
+    assert le.constrained_targets_met(pd.DataFrame(good), ["constrained"], test=True)
+    assert not le.constrained_targets_met(pd.DataFrame(good + market("USDJPY", 1.0, [0.01] * 5)), ["constrained"],
+                                          test=True)
+    weak = market("GBPUSD", 0.0, [0.01] * 3 + [0.5] * 2)  # differs from its ablation on 3 of 5 seeds only
+    assert not le.constrained_targets_met(pd.DataFrame(good + weak), ["constrained"], test=False)
+    assert not le.constrained_targets_met(pd.DataFrame(good), [], test=True)
