@@ -56,7 +56,9 @@ def test_ecb_part_runs_end_to_end_and_writes_its_tables(tmp_path: Path) -> None:
     seeds = test[test.policy == "agent"]
     assert len(seeds) == 2
     assert agg.sharpe == pytest.approx(seeds.sharpe.mean())
-    assert agg.stop_outs == seeds.stop_outs.sum() and agg.var_exceptions == seeds.var_exceptions.sum()
+    assert agg.stop_outs == seeds.stop_outs.sum() and agg.var_exceptions == pytest.approx(seeds.var_exceptions.mean())
+    assert agg.kupiec_p == pytest.approx(seeds.kupiec_p.min())  # the worst seed: the seeds share their bars
+    assert agg.kupiec_rejected == (seeds.kupiec_p < 0.05).sum()
     assert agg.time_over_limit_max == pytest.approx(seeds.time_over_limit.max())
     for policy in ("flat", "vol_target", "fixed_fraction", "ablation", "ablation (seeds)", "agent - flat (seeds)"):
         assert policy in set(test.policy), policy
@@ -109,7 +111,8 @@ def test_constrained_targets_need_every_market() -> None:
         val = [{"market": name, "agent": "constrained", "span": "validation", "policy": "agent - ablation",
                 "seed": i, "p_value": p} for i, p in enumerate(p_values)]
         return val + [{"market": name, "agent": "constrained", "span": "test", "policy": "agent (seeds)",
-                       "stop_outs": stop_outs, "time_over_limit_max": 0.0, "kupiec_p": 0.5}]
+                       "stop_outs": stop_outs, "time_over_limit_max": 0.0, "kupiec_p": 0.5,
+                       "kupiec_rejected": 0.0}]
 
     good = market("EURUSD", 0.0, [0.01] * 4 + [0.5])
     assert le.constrained_targets_met(pd.DataFrame(good), ["constrained"], test=True)
