@@ -256,3 +256,35 @@ def test_a_folder_without_run_folders_is_one_clear_line(tmp_path, capsys) -> Non
                                           "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "holds no training run folders" in err
+
+
+def test_plan_model_paths_move_with_a_renamed_job_root(tmp_path) -> None:
+    # Arrange: a model and a stress folder inside one job root, as the main job writes them
+    from agents.evaluation.stress_run import plan_from_dict, plan_to_dict
+    from agents.report.results import training_runs
+
+    root = tmp_path / "main-1.partial"
+    model = root / "training" / "train-ppo-1" / "best_model.zip"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"model")
+    far = tmp_path / "elsewhere" / "a" / "b" / "model.zip"
+    stress = root / "sample" / "stress-1"
+    stress.mkdir(parents=True)
+    training = TrainConfig.from_yaml(HYPERPARAMS_DIR / "ppo_default.yaml")
+    plan = StressPlan(training=training, scenarios=("baseline",), seeds=(0,), policies=(
+        PolicySpec(name="ppo", kind="agent", model_path=str(model)),
+        PolicySpec(name="far", kind="agent", model_path=str(far)),
+        PolicySpec(name="flat", kind="baseline", baseline="flat")))
+    data = plan_to_dict(plan, stress)
+    (stress / "plan.yaml").write_text(yaml.safe_dump(data))
+    # Act: the job ends and renames its root
+    final = root.rename(tmp_path / "main-1")
+    moved = final / "sample" / "stress-1"
+    again = plan_from_dict(yaml.safe_load((moved / "plan.yaml").read_text()), "plan.yaml", moved)
+    # Assert: the model in the tree is found at its new place; one outside it stays absolute
+    assert data["policies"][0]["model_path"] == "../../training/train-ppo-1/best_model.zip"
+    assert data["policies"][1]["model_path"] == str(far.resolve())
+    assert Path(again.policies[0].model_path) == (final / "training" / "train-ppo-1" / "best_model.zip").resolve()
+    assert Path(again.policies[0].model_path).is_file()
+    present, missing = training_runs(moved, ["ppo"])
+    assert present["ppo"].resolve() == (final / "training" / "train-ppo-1").resolve() and not missing

@@ -10,7 +10,8 @@ in :func:`agents.evaluation.stress.run_plan`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +84,45 @@ def model_specs(text: str) -> list[tuple[PolicySpec, Path]]:
     return agent_specs(name, parts, what=f"--model {text}")
 
 
-def plan_to_dict(plan: StressPlan) -> dict:
-    """The plan as plain YAML data (``plan.yaml`` of a stress run folder)."""
-    return {"training": plan.training.to_dict(), "policies": [to_mapping(p) for p in plan.policies],
+def portable_model_path(model_path: str | Path, folder: Path) -> str:
+    """``model_path`` relative to the stress run ``folder`` when the model lies in the same tree (at
+    most two levels up: a ``runs/`` folder, a main job's root), else absolute.
+
+    Why: a main job runs inside ``main-<time>.partial/`` and renames it when it ends; an absolute
+    path written then points into a folder that no longer exists (``--resume`` and the report's
+    training section lost the models). A relative one moves with the tree.
+    """
+    target = Path(model_path).resolve()
+    try:
+        rel = Path(os.path.relpath(target, Path(folder).resolve()))
+    except ValueError:  # another drive
+        return str(target)
+    ups = next((i for i, part in enumerate(rel.parts) if part != ".."), len(rel.parts))
+    return rel.as_posix() if ups <= 2 else str(target)
+
+
+def resolve_model_path(model_path: str, folder: Path) -> str:
+    """A ``plan.yaml`` model path as a path to open: a relative one is relative to the stress run folder."""
+    path = Path(model_path)
+    return str(path if path.is_absolute() else (Path(folder) / path).resolve())
+
+
+def plan_to_dict(plan: StressPlan, folder: Path | None = None) -> dict:
+    """The plan as plain YAML data (``plan.yaml`` of a stress run folder; with ``folder``, model
+    paths as :func:`portable_model_path` writes them)."""
+    policies = [to_mapping(p) for p in plan.policies]
+    if folder is not None:
+        for p in policies:
+            if p.get("model_path"):
+                p["model_path"] = portable_model_path(p["model_path"], folder)
+    return {"training": plan.training.to_dict(), "policies": policies,
             "scenarios": list(plan.scenarios), "seeds": list(plan.seeds), "split": plan.split,
             "scenario_dirs": list(plan.scenario_dirs)}
 
 
-def plan_from_dict(data: Any, source: str) -> StressPlan:
-    """The plan a stress run folder's ``plan.yaml`` holds; a missing or malformed entry is one line."""
+def plan_from_dict(data: Any, source: str, folder: Path | None = None) -> StressPlan:
+    """The plan a stress run folder's ``plan.yaml`` holds (relative model paths resolved against
+    ``folder``); a missing or malformed entry is one line."""
     keys = ("training", "policies", "scenarios", "seeds", "split", "scenario_dirs")
     if not isinstance(data, dict) or any(k not in data for k in keys):
         missing = [k for k in keys if not isinstance(data, dict) or k not in data]
@@ -100,6 +131,9 @@ def plan_from_dict(data: Any, source: str) -> StressPlan:
     training = from_mapping(TrainConfig, data["training"], source=source)
     try:
         policies = tuple(from_mapping(PolicySpec, p, source=source, path="policies") for p in data["policies"])
+        if folder is not None:
+            policies = tuple(replace(p, model_path=resolve_model_path(p.model_path, folder)) if p.model_path else p
+                             for p in policies)
         return StressPlan(training=training, policies=policies, scenarios=tuple(data["scenarios"]),
                           seeds=tuple(data["seeds"]), split=data["split"],
                           scenario_dirs=tuple(data["scenario_dirs"]))
@@ -177,7 +211,7 @@ def run_stress(plan: StressPlan, runs_root: str | Path, *, workers: int | None =
         require_ray()  # before any run folder exists
         backend = "ray"
     folder = RunFolder(runs_root, "stress", config=plan_to_dict(plan), argv=list(argv) if argv is not None else None)
-    folder.write_yaml("plan.yaml", plan_to_dict(plan))
+    folder.write_yaml("plan.yaml", plan_to_dict(plan, folder.path))
     return _execute(plan, folder, workers=workers, backend=backend, ray_address=ray_address, progress=progress,
                     log=log)
 
@@ -194,7 +228,7 @@ def resume_stress(run_dir: str | Path, *, workers: int | None = None, backend: s
     if not plan_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a stress run folder (no plan.yaml) — pass the folder "
                                 f"stress_test.py printed")
-    plan = plan_from_dict(load_yaml(plan_path), str(plan_path))
+    plan = plan_from_dict(load_yaml(plan_path), str(plan_path), run_dir)
     folder = RunFolder.reopen(run_dir, argv=list(argv) if argv is not None else None)
     return _execute(plan, folder, workers=workers, backend=backend, ray_address=ray_address, progress=progress,
                     log=log)
@@ -210,4 +244,5 @@ def headline(results: pd.DataFrame) -> str:
 
 
 __all__ = ["StressRun", "agent_specs", "build_plan", "headline", "model_specs", "plan_from_dict", "plan_to_dict",
+           "portable_model_path", "resolve_model_path",
            "resume_stress", "run_stress"]

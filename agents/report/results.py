@@ -459,6 +459,7 @@ def training_runs(run_dir: Path, agents: Sequence[str]) -> tuple[dict[str, Path]
     paths = {}
     for spec in (plan or {}).get("policies", []) if isinstance(plan, Mapping) else []:
         if isinstance(spec, Mapping) and spec.get("name") in agents and spec.get("model_path"):
-            paths[str(spec["name"])] = run_folder_of(spec["model_path"])
+            model = Path(str(spec["model_path"]))
+            paths[str(spec["name"])] = run_folder_of(model if model.is_absolute() else run_dir / model)
     present = {name: path for name, path in paths.items() if path.is_dir()}
     return present, sorted(set(agents) - set(present))
