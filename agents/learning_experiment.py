@@ -223,6 +223,18 @@ def report_markdown(table: pd.DataFrame, verdicts: Sequence[str], settings: str)
     return "\n".join(lines)
 
 
+
+def _write_tables(folder: RunFolder, table: pd.DataFrame, report: str) -> None:
+    """An experiment's two outputs: every row (results.csv) and the Markdown report."""
+    folder.write_csv("results.csv", table, index=False)
+    folder.write_text("report.md", report)
+
+
+def _log_verdicts(verdicts: Sequence[str], folder: RunFolder, log: Callable[[str], None]) -> None:
+    for v in verdicts:
+        log(v)
+    log(f"run folder: {folder.path}")
+
 def planted_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Path, timesteps: int | None = None,
                        test: bool = True, need: int = 4, argv: list[str] | None = None,
                        log: Callable[[str], None] = print) -> ExperimentResult:
@@ -285,11 +297,8 @@ def planted_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Pa
                     f"{dict(pe)}; env action_mode {base.env.action_mode} on {base.env.base_rule}, size_range "
                     f"{base.env.size_range:g}, signal_lookback {base.env.signal_lookback}, rebalance_band "
                     f"{base.env.rebalance_band:g}, reward {base.env.reward}.")
-        folder.write_csv("results.csv", table, index=False)
-        folder.write_text("report.md", report_markdown(table, verdicts, settings))
-    for v in verdicts:
-        log(v)
-    log(f"run folder: {folder.path}")
+        _write_tables(folder, table, report_markdown(table, verdicts, settings))
+    _log_verdicts(verdicts, folder, log)
     return ExperimentResult(path=folder.path, table=table, verdict=verdicts[-1], passed=passed)
 
 
@@ -434,11 +443,8 @@ def ecb_experiment(agents: dict[str, TrainConfig], seeds: Sequence[int], *, out:
                     f"time-over-limit budget {TIME_OVER_LIMIT_BUDGET:.0%} of bars; split train to "
                     f"{next(iter(agents.values())).data.train_end}, validation to "
                     f"{next(iter(agents.values())).data.validation_end}, test after.")
-        folder.write_csv("results.csv", table, index=False)
-        folder.write_text("report.md", ecb_report_markdown(table, verdicts, settings))
-    for v in verdicts:
-        log(v)
-    log(f"run folder: {folder.path}")
+        _write_tables(folder, table, ecb_report_markdown(table, verdicts, settings))
+    _log_verdicts(verdicts, folder, log)
     passed = constrained_targets_met(table, [a for a, c in agents.items() if c.env.var_mode == "cost"], test)
     return ExperimentResult(path=folder.path, table=table, verdict=verdicts[-1] if verdicts else "", passed=passed)
 
