@@ -14,6 +14,10 @@ if ENV_ID not in gym.registry:
         entry_point="envs.fx_env:FxRiskEnv",
         vector_entry_point="envs.vector:FxRiskVectorEnv",
         disable_env_checker=False,
+        # The env enforces reset-before-step itself (its ResetNeededError is gymnasium's
+        # ResetNeeded) and has no render, so gymnasium's OrderEnforcing wrapper would only add a
+        # call level to every step.
+        order_enforce=False,
     )
 
 __all__ = ["ENV_ID"]

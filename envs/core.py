@@ -17,6 +17,7 @@ import numpy as np
 from envs import step as kernel
 from envs.config import EnvConfig
 from envs.data import EnvData
+from simulator.common.compiled import thread_shares
 from simulator.data.frequency import HOURS_PER_UNIT
 from simulator.data.frequency import bars_per_year as metric_bars_per_year
 from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, INFO_KEYS, PAIR_OUTPUTS, RESET_INFO
@@ -205,9 +206,14 @@ class FxRiskCore:
         out_b = np.empty((n, len(FLAG_OUTPUTS)), dtype=bool)
         out_p = np.empty((len(PAIR_OUTPUTS), n + 8, p))[:, :n]
         obs = np.empty((n if observe else 0, self.obs_dim), dtype=np.float32)
-        kernel.batch_step(self.bars, self.table, self.prm, state.t, state.end, state.cash, state.units, state.avg_price,
-                          state.quote_cash, state.peak, state.equity, state.dsr_a, state.dsr_b, state.last_scale,
-                          action, skip, out_f, out_b, out_p, obs)
+        args = (self.bars, self.table, self.prm, state.t, state.end, state.cash, state.units, state.avg_price,
+                state.quote_cash, state.peak, state.equity, state.dsr_a, state.dsr_b, state.last_scale, action, skip,
+                out_f, out_b, out_p, obs)
+        shares = thread_shares(n)
+        if shares > 1:  # accounts are independent: the same result, bit for bit, on every thread count
+            kernel.batch_step_threaded(*args, shares)
+        else:
+            kernel.batch_step(*args)
         blocks = (out_f, out_b, out_p)
         info = {"t": state.t.copy()}
         for key, (block, row) in _INFO_SOURCES:
@@ -218,20 +224,20 @@ class FxRiskCore:
 class SingleAccount:
     """One account stepped by :func:`envs.step.single_step`: one compiled call a step.
 
-    The single environment's state lives in one float64 array the compiled step updates in
-    place (``ctx``: the parameters, then t, end, cash, peak, equity, the differential-Sharpe
+    The single environment's state lives in the leading rows of the one float64 array that also
+    holds its market (:func:`envs.step.pack_single`), updated in place by the compiled step
+    (``ctx``, a view: the parameters, then t, end, cash, peak, equity, the differential-Sharpe
     moments and the last shield scale, then the per-pair block ``pairs``: units, average prices,
     quote legs, the step's scratch and per-pair outputs).
     """
 
     def __init__(self, core: FxRiskCore) -> None:
         self.core = core
-        self.packed = kernel.pack_single(core.bars, core.table)
+        self.packed = kernel.pack_single(core.bars, core.table, core.prm)
         self.n_pairs = core.n_pairs
         self.obs_dim = core.obs_dim
         self.initial = core.config.account.initial_equity
-        self.ctx = np.zeros(kernel.N_CONTEXT + kernel.N_PAIR_ROWS * core.n_pairs)
-        self.ctx[:kernel.N_PARAMS] = core.prm
+        self.ctx = kernel.single_context(self.packed)  # a view
         self.pairs = self.ctx[kernel.N_CONTEXT:].reshape(kernel.N_PAIR_ROWS, core.n_pairs)  # a view
         first = core.data.first_step
         self.reset(first, first)  # an empty episode: stepping before reset() is refused
@@ -261,7 +267,7 @@ class SingleAccount:
     def observe(self) -> np.ndarray:
         """The observation (obs_dim,) float32 at the current bar (a fresh array)."""
         obs = np.empty(self.obs_dim, dtype=np.float32)
-        kernel.single_observe(self.packed, self.ctx, obs)
+        kernel.single_observe(self.packed, obs)
         return obs
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -271,7 +277,7 @@ class SingleAccount:
         (reward, terminated, truncated, t, equity, cash, log_return, spread_cost, impact_cost, slippage_cost,
          commission, financing, financing_cost, liquidation_cost, costs, turnover, var, var_requested, var_limit,
          var_utilisation, cost, shield_scale, margin_level, drawdown, band_holds, small_orders, var_breach, clipped,
-         margin_call, stopped_out, units, exposure, filled, unfilled, fill_price) = kernel.single_step(self.packed, self.ctx, action, obs)
+         margin_call, stopped_out, units, exposure, filled, unfilled, fill_price) = kernel.single_step(self.packed, action, obs)
         if self.n_pairs > 1:  # fresh arrays (the block is the account's own)
             units, exposure, filled, unfilled, fill_price = self.pairs[kernel.P_OUT:].copy()
         # A dict display (keys in envs.fields.INFO_KEYS order): the cheapest way to build a 30-key dict.

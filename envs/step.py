@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from simulator.common.compiled import jit
+from simulator.common.compiled import jit, prange
 from envs.errors import ResetNeededError
 from envs.fields import FLAG_OUTPUTS, FLOAT_OUTPUTS, PAIR_OUTPUTS
 
@@ -706,25 +706,20 @@ def actions_in_bounds(action, skip, lo, hi):
     return True
 
 
-@jit(cache=True, error_model="numpy")
-def batch_step(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equity, dsr_a, dsr_b, last_scale, action, skip,
-               out_f, out_b, out_p, obs):
-    """Step every account not in ``skip`` one bar, in place; outputs into ``out_f`` / ``out_b`` /
-    ``out_p`` and, when ``obs`` has rows, every account's next observation into ``obs``.
-
-    A skipped account (a vector env resets it instead) is left as it is: outputs 0 / False
-    except its equity; its observation is of its current bar. Nothing changes when any account
-    would step past its episode or the data: that raises :class:`~envs.errors.ResetNeededError`.
-    """
-    q = step_params(prm)
-    n = t_arr.shape[0]
-    for i in range(n):
-        if not skip[i] and (t_arr[i] >= end[i] or t_arr[i] + 1 >= bars.shape[0] or t_arr[i] < 0):
+@jit(cache=True, error_model="numpy", inline="always")
+def _check_steps(t_arr, end, skip, n_bars):
+    for i in range(t_arr.shape[0]):
+        if not skip[i] and (t_arr[i] >= end[i] or t_arr[i] + 1 >= n_bars or t_arr[i] < 0):
             raise ResetNeededError("step() of an account past the end of its episode or the data (or before "
                                    "its reset()) — call reset() first")
-    work = np.empty((N_WORK, q.n_pairs))
+
+
+@jit(cache=True, error_model="numpy")
+def _step_accounts(lo, hi, bars, table, q, t_arr, end, cash, units, avg, quote, peak, equity, dsr_a, dsr_b,
+                   last_scale, action, skip, out_f, out_b, out_p, obs, work):
+    """Accounts lo..hi-1 of :func:`batch_step` (one thread's share in :func:`batch_step_threaded`)."""
     observe = obs.shape[0] > 0
-    for i in range(n):
+    for i in range(lo, hi):
         if skip[i]:
             for k in range(out_f.shape[1]):
                 out_f[i, k] = 0.0
@@ -753,6 +748,37 @@ def batch_step(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equi
             account_observe(bars, table, q, t_arr[i], units, avg, i, peak[i], equity[i], last_scale[i], work, obs, i)
 
 
+@jit(cache=True, error_model="numpy")
+def batch_step(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equity, dsr_a, dsr_b, last_scale, action, skip,
+               out_f, out_b, out_p, obs):
+    """Step every account not in ``skip`` one bar, in place; outputs into ``out_f`` / ``out_b`` /
+    ``out_p`` and, when ``obs`` has rows, every account's next observation into ``obs``.
+
+    A skipped account (a vector env resets it instead) is left as it is: outputs 0 / False
+    except its equity; its observation is of its current bar. Nothing changes when any account
+    would step past its episode or the data: that raises :class:`~envs.errors.ResetNeededError`.
+    """
+    q = step_params(prm)
+    _check_steps(t_arr, end, skip, bars.shape[0])
+    work = np.empty((N_WORK, q.n_pairs))
+    _step_accounts(0, t_arr.shape[0], bars, table, q, t_arr, end, cash, units, avg, quote, peak, equity, dsr_a, dsr_b,
+                   last_scale, action, skip, out_f, out_b, out_p, obs, work)
+
+
+@jit(cache=True, error_model="numpy", parallel=True)
+def batch_step_threaded(bars, table, prm, t_arr, end, cash, units, avg, quote, peak, equity, dsr_a, dsr_b, last_scale,
+                        action, skip, out_f, out_b, out_p, obs, shares):
+    """:func:`batch_step` with the accounts split into ``shares`` contiguous blocks stepped on
+    numba's threads. Accounts are independent, so the result is the same, bit for bit."""
+    q = step_params(prm)
+    _check_steps(t_arr, end, skip, bars.shape[0])
+    n = t_arr.shape[0]
+    for s in prange(shares):
+        work = np.empty((N_WORK, q.n_pairs))
+        _step_accounts(s * n // shares, (s + 1) * n // shares, bars, table, q, t_arr, end, cash, units, avg, quote,
+                       peak, equity, dsr_a, dsr_b, last_scale, action, skip, out_f, out_b, out_p, obs, work)
+
+
 # --------------------------------------------------------------------------- the single environment
 
 
@@ -765,38 +791,48 @@ N_PAIR_ROWS = P_OUT + len(_PAIRS)
 
 
 @jit(cache=True, error_model="numpy", inline="always")
-def _single_parts(packed, ctx):
-    """Views of the single environment's arrays: (params, bars, table, units, avg, quote, work, out_p)."""
+def _context_rows(n_pairs, width):
+    """How many leading rows of the single environment's array hold its context vector."""
+    return (N_CONTEXT + N_PAIR_ROWS * n_pairs + width - 1) // width
+
+
+@jit(cache=True, error_model="numpy", inline="always")
+def _single_parts(packed):
+    """Views of the single environment's array: (params, ctx, bars, table, units, avg, quote, work, out_p)."""
+    flat = packed.reshape(-1)
+    p = int(flat[0])  # the parameters come first, n_pairs first of them
+    ctx = flat[:N_CONTEXT + N_PAIR_ROWS * p]
     q = step_params(ctx)
-    p = q.n_pairs
+    market = packed[_context_rows(p, packed.shape[1]):]
     m0 = p * N_BAR + 1 + p * p
     pairs = ctx[N_CONTEXT:].reshape((N_PAIR_ROWS, p))
-    return (q, packed[:, :m0], packed[:, m0:], pairs[P_UNITS:P_UNITS + 1], pairs[P_AVG:P_AVG + 1],
+    return (q, ctx, market[:, :m0], market[:, m0:], pairs[P_UNITS:P_UNITS + 1], pairs[P_AVG:P_AVG + 1],
             pairs[P_QUOTE:P_QUOTE + 1], pairs[P_WORK:P_OUT], pairs[P_OUT:].reshape((len(_PAIRS), 1, p)))
 
 
 @jit(cache=True, error_model="numpy")
-def single_observe(packed, ctx, obs):
+def single_observe(packed, obs):
     """The observation (obs_dim,) of the single environment's account at its bar into ``obs``."""
-    q, bars, table, units, avg, quote, work, out_p = _single_parts(packed, ctx)
+    q, ctx, bars, table, units, avg, quote, work, out_p = _single_parts(packed)
     account_observe(bars, table, q, int(ctx[C_T]), units, avg, 0, ctx[C_PEAK], ctx[C_EQUITY], ctx[C_LAST_SCALE],
                     work, obs.reshape((1, obs.shape[0])), 0)
 
 
 @jit(cache=True, error_model="numpy")
-def single_step(packed, ctx, action, obs):
+def single_step(packed, action, obs):
     """Step the single environment's account and write the next observation into ``obs`` (obs_dim,).
 
-    ``packed``: ``bars`` then ``table`` (as float64) side by side (:func:`pack_single`); ``ctx``:
-    the parameters, the account scalars (:data:`C_T` ...), then the per-pair block
-    (:data:`N_PAIR_ROWS` rows: units, average prices, quote legs, scratch, the per-pair outputs),
-    updated in place. Four arguments: each costs the call ~50 ns, a tenth of a step.
+    ``packed`` (:func:`pack_single`): the context vector in its leading rows — the parameters,
+    the account scalars (:data:`C_T` ...), then the per-pair block (:data:`N_PAIR_ROWS` rows:
+    units, average prices, quote legs, scratch, the per-pair outputs), updated in place — then
+    ``bars`` and ``table`` (as float64) side by side. Three arguments: each array costs the call
+    ~100 ns, a fortieth of a step.
 
     Returns ``(reward, terminated, truncated, t, *floats, *flags, *first pair's outputs)``: one flat
     tuple (the cheapest to box), floats and flags in :mod:`envs.fields` order; every pair's
     outputs are in the per-pair block's rows from :data:`P_OUT`.
     """
-    q, bars, table, units, avg, quote, work, out_p = _single_parts(packed, ctx)
+    q, ctx, bars, table, units, avg, quote, work, out_p = _single_parts(packed)
     t = int(ctx[C_T])
     end = int(ctx[C_END])
     if t >= end or t + 1 >= bars.shape[0] or t < 0:  # never read past the episode or the data
@@ -879,9 +915,22 @@ def rule_columns(bars, prm):
             bars[t, c + BUDGET] = budget_fraction(bars, q, t, j, signal)
 
 
-def pack_single(bars: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """``bars`` and ``table`` side by side as one float64 array (the single environment's market)."""
-    return np.ascontiguousarray(np.hstack([bars, table.astype(np.float64)]))
+def pack_single(bars: np.ndarray, table: np.ndarray, prm: np.ndarray) -> np.ndarray:
+    """The single environment's one array: its context vector (the parameters ``prm``, then the
+    account, zero) in the leading rows, then ``bars`` and ``table`` (as float64) side by side."""
+    market = np.hstack([bars, table.astype(np.float64)])
+    p = int(prm[0])
+    k = _context_rows(p, market.shape[1])
+    packed = np.zeros((k + market.shape[0], market.shape[1]))
+    packed[k:] = market
+    single_context(packed)[:N_PARAMS] = prm
+    return packed
+
+
+def single_context(packed: np.ndarray) -> np.ndarray:
+    """The context vector of :func:`pack_single`'s array (a view: writes go to the array)."""
+    p = int(packed[0, 0])
+    return packed[:_context_rows(p, packed.shape[1])].reshape(-1)[:N_CONTEXT + N_PAIR_ROWS * p]
 
 
 def pack_table(data, window: int) -> np.ndarray:

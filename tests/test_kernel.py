@@ -220,3 +220,69 @@ def test_every_parameter_reaches_the_compiled_step() -> None:
         kernel.ActionMode.SIZING, kernel.SizeUnit.VAR_BUDGET, kernel.VarMode.PENALTY, kernel.RewardKind.RISK_PENALISED,
         kernel.RiskPenalty.DRAWDOWN)
     assert q.slippage == config.execution.slippage_bps * 1e-4 and q.n_pairs == 1 and q.has_corr == 0
+
+
+def _run_batch(data, config, n: int, steps: int, seed: int) -> dict[str, np.ndarray]:
+    """Step ``n`` accounts ``steps`` bars (a third skipped each step); everything the step returned."""
+    core = FxRiskCore(data, config)
+    state = BatchState.empty(n, data.n_pairs)
+    rng = np.random.default_rng(seed)
+    core.reset_accounts(state, np.arange(n), rng.integers(data.first_step, data.last_step - steps - 1, n))
+    out: dict[str, list] = {}
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = core.step_observe(
+            state, rng.uniform(-1, 1, (n, data.n_pairs)), skip=rng.random(n) < 0.3)
+        for key, value in {"obs": obs, "reward": reward, "terminated": terminated, **info}.items():
+            out.setdefault(key, []).append(value)
+    return {key: np.stack(values) for key, values in out.items()} | {"equity_end": state.equity.copy()}
+
+
+@pytest.mark.parametrize("symbols", [("EURUSD",), ("EURUSD", "USDJPY", "GBPUSD")])
+def test_threaded_batches_equal_one_thread_bit_for_bit(symbols, monkeypatch) -> None:
+    """Large batches are split between numba's threads (:func:`simulator.common.compiled.thread_shares`);
+    accounts are independent, so every output is identical to the one-thread run."""
+    import numba
+
+    from simulator.common import compiled
+
+    corr = None if len(symbols) == 1 else np.eye(len(symbols)) * 0.6 + 0.4
+    market = generate_market(default_config(symbols, correlation=corr), 900, rng=np.random.default_rng(1)).market
+    config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=None, var_mode="cost")
+    data = prepare_env_data(market, config)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread on this machine")
+    n = compiled.THREADED_MIN_ITEMS + 37  # blocks of unequal size
+    assert compiled.thread_shares(n) == numba.get_num_threads() >= 2
+    threaded = _run_batch(data, config, n, 40, seed=3)
+    monkeypatch.setattr(compiled, "THREADED_MIN_ITEMS", 10**9)
+    assert compiled.thread_shares(n) == 1
+    single = _run_batch(data, config, n, 40, seed=3)
+    assert threaded.keys() == single.keys()
+    for key in threaded:
+        np.testing.assert_array_equal(threaded[key], single[key], err_msg=key)
+
+
+def _child_batch(data, config, n: int) -> dict[str, np.ndarray]:
+    from simulator.common import compiled
+
+    return _run_batch(data, config, n, 5, seed=8) | {"shares": np.array(compiled.thread_shares(n))}
+
+
+def test_a_process_forked_after_threads_ran_steps_on_one_thread() -> None:
+    """GNU OpenMP aborts a forked child that starts threads again: pool workers forked after the
+    parent's threaded steps run their batches on one thread, with the same results."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from simulator.common import compiled
+
+    market = generate_market(default_config(("EURUSD",)), 600, rng=np.random.default_rng(2)).market
+    config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=None)
+    data = prepare_env_data(market, config)
+    n = compiled.THREADED_MIN_ITEMS
+    here = _run_batch(data, config, n, 5, seed=8)  # starts this process's threads (where there are 2+)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        child = pool.submit(_child_batch, data, config, n).result(timeout=300)
+    assert int(child.pop("shares")) == 1
+    for key in here:
+        np.testing.assert_array_equal(here[key], child[key], err_msg=key)

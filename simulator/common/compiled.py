@@ -9,16 +9,48 @@ require the same results.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 try:
     from numba import njit as _njit
+    from numba import prange
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps the package importable without it
     _njit = None
+    prange = range
 
 NUMBA_AVAILABLE = _njit is not None
+
+THREADED_MIN_ITEMS = 512
+"""Below this many independent items (accounts) a compiled loop runs on one thread: starting
+numba's threads costs more than the split saves (measured by ``scripts/bench_env.py``)."""
+_threads_pid: int | None = None
+
+
+def thread_shares(n_items: int) -> int:
+    """How many blocks to split ``n_items`` independent items into for a ``prange`` loop: numba's
+    thread count (``NUMBA_NUM_THREADS``, :func:`numba.set_num_threads`) for large batches, else 1.
+
+    Why the process check: GNU OpenMP (numba's usual threading layer on Linux) cannot run in a
+    process forked from one that already used it (numba aborts the child). A process forked
+    after this one's threads started (a :class:`~concurrent.futures.ProcessPoolExecutor`
+    worker) runs its loops on one thread instead; it is one of several processes anyway.
+    """
+    global _threads_pid
+    if _njit is None or n_items < THREADED_MIN_ITEMS:
+        return 1
+    from numba import config, get_num_threads
+
+    if config.DISABLE_JIT or get_num_threads() < 2:
+        return 1
+    pid = os.getpid()
+    if _threads_pid is None:
+        _threads_pid = pid
+    elif _threads_pid != pid:
+        return 1
+    return min(get_num_threads(), n_items)
 
 
 def jit(**options: Any) -> Callable[[Callable], Callable]:
