@@ -8,7 +8,8 @@ Prints, in one run on the bundled EURUSD 2017 hourly sample (6,225 bars):
    and on one thread;
 3. gym-anytrading's ``forex-v0`` through ``gymnasium.make`` on the same bars (steps/s),
    when installed (``pip install -e ".[bench]"``).
-Actions are drawn before timing; resets are included in the timed loops.
+Actions are drawn before timing; resets are included in the timed loops; the two single
+environments are timed in turns, best of ``--repeats`` each.
 Targets on 2 cores: single >= 1.0x gym-anytrading; batched >= 5,000,000 env-steps/s.
 """
 
@@ -65,7 +66,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100_000, help="steps of the single-env runs")
     parser.add_argument("--num-envs", type=int, default=1024)
     parser.add_argument("--batched-steps", type=int, default=300, help="batched steps (each num-envs wide)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     market = load_sample()
@@ -77,7 +78,15 @@ def main() -> int:
 
     env = gym.make("FxRisk-v0", data=data, config=config)
     actions = rng.uniform(-1, 1, size=(args.steps, 1)).astype(np.float32)
-    ours = time_single(env, actions, args.repeats)
+    ref = reference_env()
+    ref_actions = rng.integers(0, 2, size=args.steps)
+    # The two single environments take turns (ours, theirs, ours, ...) and each keeps its best
+    # run: a slow minute on a shared machine then slows both, not one.
+    ours = theirs = 0.0
+    for _ in range(args.repeats):
+        ours = max(ours, time_single(env, actions, 1))
+        if ref is not None:
+            theirs = max(theirs, time_single(ref, ref_actions, 1))
     print(f"  FxRisk-v0 single env via gymnasium.make: {ours:,.0f} steps/s "
           f"(costs, impact, financing, margin, VaR shield, {env.observation_space.shape[0]} obs)")
 
@@ -92,21 +101,28 @@ def main() -> int:
               + ("  (target >= 5,000,000)" if n_threads == threads else ""))
     numba.set_num_threads(threads)
 
+    if ref is None:
+        print("  gym-anytrading not installed: pip install -e '.[bench]' to compare")
+        return 0
+    print(f"  gym-anytrading forex-v0 via gymnasium.make (same 6,225 bars): {theirs:,.0f} steps/s")
+    print(f"  single env ratio ours / gym-anytrading: {ours / theirs:.2f}x  (target >= 1.0x)")
+    return 0
+
+
+def reference_env() -> gym.Env | None:
+    """gym-anytrading's ``forex-v0`` (its bundled EURUSD hourly data), or None when not installed."""
     try:
         import gym_anytrading  # noqa: F401
     except ImportError:
-        print("  gym-anytrading not installed: pip install -e '.[bench]' to compare")
-        return 0
+        return None
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # forex-v0 returns shared observation buffers; the checker warns once
         ref = gym.make("forex-v0")
-        ref_actions = rng.integers(0, 2, size=args.steps)
-        theirs = time_single(ref, ref_actions, args.repeats)
-    print(f"  gym-anytrading forex-v0 via gymnasium.make (same 6,225 bars): {theirs:,.0f} steps/s")
-    print(f"  single env ratio ours / gym-anytrading: {ours / theirs:.2f}x  (target >= 1.0x)")
-    return 0
+        ref.reset(seed=0)
+        ref.step(0)  # the checker's first-step checks, outside the timing
+    return ref
 
 
 if __name__ == "__main__":
