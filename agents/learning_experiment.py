@@ -570,3 +570,85 @@ def ecb_report_markdown(table: pd.DataFrame, verdicts: Sequence[str], settings: 
                          f"{_fmt(r.get('p_value'), '.3f')} |")
         lines.append("")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the agents' defaults, on validation
+
+#: Candidate defaults for the ECB agents (item 4 and item 2): env settings over the shipped YAMLs.
+#: ``mean_variance``'s kappa 10: on a VaR-budget position (daily sigma ~ limit / 2.33 ~ 0.4%) the
+#: penalty kappa/2 x sigma^2 is ~1e-4 a day, the order of the daily mean return, so it binds.
+DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
+    "log_return": {},
+    "mean_variance": {"reward": "mean_variance", "risk_aversion": 10.0},
+    "differential_sharpe": {"reward": "differential_sharpe"},
+    "residual": {"action_mode": "residual", "base_rule": "var_budget"},
+}
+
+
+def _with_env(config: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    return replace(config, env=replace(config.env, **changes)) if changes else config
+
+
+def choice_table(table: pd.DataFrame, candidates: Sequence[str]) -> pd.DataFrame:
+    """Per candidate, the agents' VALIDATION figures over markets × agents × seeds: mean Sharpe, the constrained
+    agent's stop-outs and worst time over the limit, and the seeds that differ from their ablation."""
+    val = table[table.span == "validation"]
+    rows = []
+    for name in candidates:
+        mine = val[val.agent.str.startswith(f"{name}-")]
+        agent = mine[mine.policy == "agent"]
+        constrained = agent[agent.agent == f"{name}-constrained"]
+        diff = mine[mine.policy == "agent - ablation"]
+        rows.append({"candidate": name, "runs": len(agent), "mean_sharpe": float(agent.sharpe.mean()),
+                     "shield_sharpe": float(agent[agent.agent == f"{name}-shield"].sharpe.mean()),
+                     "constrained_sharpe": float(constrained.sharpe.mean()),
+                     "constrained_stop_outs": float(constrained.stop_outs.sum()),
+                     "constrained_worst_time_over_limit": float(np.nanmax(constrained.time_over_limit))
+                     if len(constrained) else math.nan,
+                     "differs_from_ablation": int((diff.p_value < ALPHA).sum()), "seeds_tested": len(diff)})
+    return pd.DataFrame(rows)
+
+
+def choose_default(choice: pd.DataFrame) -> str:
+    """The rule, stated before the run: among candidates whose constrained agent has no stop-out and stays within
+    the time-over-limit budget on validation (all of them when none does), the highest mean validation Sharpe of
+    the agents; within 0.01 of it, the first listed (the shipped default first). Kupiec is not a criterion: it
+    judges the VaR model, which every candidate shares."""
+    ok = choice[(choice.constrained_stop_outs == 0)
+                & (choice.constrained_worst_time_over_limit.fillna(0) <= TIME_OVER_LIMIT_BUDGET)]
+    pool = ok if len(ok) else choice
+    best = pool.mean_sharpe.max()
+    return str(pool[pool.mean_sharpe >= best - 0.01].candidate.iloc[0])
+
+
+def choose_ecb_defaults(agents: dict[str, TrainConfig], seeds: Sequence[int], *, out: str | Path,
+                        candidates: dict[str, dict[str, Any]] | None = None,
+                        markets: dict[str, tuple[str, ...]] | None = None, timesteps: int | None = None,
+                        argv: list[str] | None = None, log: Callable[[str], None] = print) -> tuple[str, pd.DataFrame, Path]:
+    """Every candidate (env changes over each agent's YAML) through item 7b's protocol on train and validation
+    only (the test span is never run), then :func:`choose_default`. Writes ``choice.csv`` and ``choice.md``
+    beside the experiment's tables. Returns (chosen candidate, the choice table, the run folder)."""
+    candidates = DEFAULT_CANDIDATES if candidates is None else candidates
+    variants = {f"{name}-{agent}": _with_env(cfg, changes)
+                for name, changes in candidates.items() for agent, cfg in agents.items()}
+    result = ecb_experiment(variants, seeds, out=out, markets=markets, timesteps=timesteps, test=False,
+                            argv=argv, log=log)
+    choice = choice_table(result.table, list(candidates))
+    chosen = choose_default(choice)
+    lines = ["# The agents' default, chosen on validation (the test span not run)", "",
+             f"Candidates (env settings over the agents' YAMLs): "
+             + "; ".join(f"`{k}` {v or '(the YAMLs as shipped)'}" for k, v in candidates.items()) + ".", "",
+             "| candidate | runs | mean Sharpe (val.) | shield | constrained | constrained stop-outs | "
+             "constrained worst time over limit | ≠ ablation (p<0.05) |", "|---|---|---|---|---|---|---|---|"]
+    for r in choice.to_dict("records"):
+        lines.append(f"| {r['candidate']} | {r['runs']} | {r['mean_sharpe']:+.3f} | {r['shield_sharpe']:+.3f} | "
+                     f"{r['constrained_sharpe']:+.3f} | {r['constrained_stop_outs']:.0f} | "
+                     f"{_fmt(r['constrained_worst_time_over_limit'], '.2%')} | {r['differs_from_ablation']} of "
+                     f"{r['seeds_tested']} |")
+    lines += ["", f"Rule: {' '.join(choose_default.__doc__.split())}", "", f"**Chosen: `{chosen}`.**", ""]
+    from simulator.common.run_folder import atomic_write_bytes
+
+    atomic_write_bytes(Path(result.path) / "choice.csv", choice.to_csv(index=False).encode("utf-8"))
+    atomic_write_bytes(Path(result.path) / "choice.md", "\n".join(lines).encode("utf-8"))
+    log("\n".join(lines))
+    return chosen, choice, Path(result.path)

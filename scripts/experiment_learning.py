@@ -20,10 +20,17 @@ at the end. Writes runs/experiment-learning-ecb-<UTC time>/ results.csv and repo
 when constrained PPO meets the targets on every market (no stop-out, time over the limit within 1%
 of bars, Kupiec not rejected at 5% on test; differs from its ablation, p < 0.05, on >= 4 of 5 seeds).
 
+``--part choose`` (item 4, the agents' default): every candidate of
+agents.learning_experiment.DEFAULT_CANDIDATES (the reward: log return, mean-variance, differential
+Sharpe; residual actions) through item 7b's protocol on train and validation only; the rule
+(agents.learning_experiment.choose_default) picks one. Writes choice.csv and choice.md beside the
+experiment's tables. The test span is never run.
+
 Example:
     python scripts/experiment_learning.py --part planted                    # seeds 0-4, the YAML's budget
     python scripts/experiment_learning.py --part planted --seeds 0 1 --no-test   # tuning: validation only
     python scripts/experiment_learning.py --part ecb --timesteps 32768      # item 7b: 5 markets x 2 agents x 5 seeds
+    python scripts/experiment_learning.py --part choose --timesteps 32768 --seeds 0 1 2   # the default, on validation
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.learning_experiment import ECB_MARKETS, ecb_experiment, planted_experiment  # noqa: E402
+from agents.learning_experiment import ECB_MARKETS, choose_ecb_defaults, ecb_experiment, planted_experiment  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 
@@ -47,7 +54,7 @@ ECB_CONFIGS = {"shield": HYPERPARAMS_DIR / "ppo_ecb.yaml", "constrained": HYPERP
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("planted", "ecb"), default="planted",
+    parser.add_argument("--part", choices=("planted", "ecb", "choose"), default="planted",
                         help="which proof: planted (item 7a) or ecb (item 7b, real history)")
     parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--timesteps", type=int, help="override total_timesteps per seed")
@@ -65,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--timesteps must be >= 1, got {args.timesteps}")
     prepare_out(args.out)
     script_argv = sys.argv if argv is None else ["experiment_learning.py", *argv]
+    if args.part == "choose":
+        agents = {"shield": TrainConfig.from_yaml(args.shield_config),
+                  "constrained": TrainConfig.from_yaml(args.constrained_config)}
+        choose_ecb_defaults(agents, args.seeds, out=args.out, timesteps=args.timesteps,
+                            markets={m: ECB_MARKETS[m] for m in args.markets}, argv=script_argv)
+        return 0
     if args.part == "ecb":
         agents = {"shield": TrainConfig.from_yaml(args.shield_config),
                   "constrained": TrainConfig.from_yaml(args.constrained_config)}

@@ -121,3 +121,41 @@ def test_constrained_targets_need_every_market() -> None:
     weak = market("GBPUSD", 0.0, [0.01] * 3 + [0.5] * 2)  # differs from its ablation on 3 of 5 seeds only
     assert not le.constrained_targets_met(pd.DataFrame(good + weak), ["constrained"], test=False)
     assert not le.constrained_targets_met(pd.DataFrame(good), [], test=True)
+
+
+def _validation_rows(candidate: str, sharpe: float, stop_outs: float = 0.0, over: float = 0.0) -> list[dict]:
+    rows = []
+    for agent in ("shield", "constrained"):
+        for seed in (0, 1):
+            rows.append({"market": "EURUSD", "agent": f"{candidate}-{agent}", "span": "validation", "seed": seed,
+                         "policy": "agent", "sharpe": sharpe + (0.1 if agent == "shield" else -0.1),
+                         "stop_outs": stop_outs if agent == "constrained" else 0.0,
+                         "time_over_limit": over if agent == "constrained" else 0.0})
+            rows.append({"market": "EURUSD", "agent": f"{candidate}-{agent}", "span": "validation", "seed": seed,
+                         "policy": "agent - ablation", "sharpe": 0.0, "p_value": 0.01 if seed == 0 else 0.5})
+    return rows
+
+
+def test_the_default_is_the_best_compliant_candidate_on_validation() -> None:
+    """The rule: a constrained agent stopped out or over its time budget disqualifies its candidate; then the
+    best mean validation Sharpe; within 0.01 of it, the first listed (the shipped default)."""
+    table = pd.DataFrame(_validation_rows("a", 0.20) + _validation_rows("b", 0.50, stop_outs=1)
+                         + _validation_rows("c", 0.45, over=0.05) + _validation_rows("d", 0.30)
+                         + _validation_rows("e", 0.305))
+
+    choice = le.choice_table(table, ["a", "b", "c", "d", "e"])
+
+    assert list(choice.runs) == [4] * 5 and list(choice.differs_from_ablation) == [2] * 5
+    assert choice.set_index("candidate").loc["a", "mean_sharpe"] == pytest.approx(0.20)
+    assert choice.set_index("candidate").loc["a", "shield_sharpe"] == pytest.approx(0.30)
+    assert le.choose_default(choice) == "d"  # b stopped out, c over its budget, e not 0.01 better than d
+    assert le.choose_default(choice[choice.candidate.isin(["a", "e"])]) == "e"
+
+
+def test_candidates_change_only_the_env_settings_they_name() -> None:
+    base = TrainConfig.from_yaml(HYPERPARAMS_DIR / "ppo_ecb.yaml")
+    for name, changes in le.DEFAULT_CANDIDATES.items():
+        cfg = le._with_env(base, changes)
+        assert replace(cfg, env=base.env) == base, name
+        assert {k for k in vars(base.env) if getattr(cfg.env, k) != getattr(base.env, k)} == set(changes) - {
+            k for k, v in changes.items() if getattr(base.env, k) == v}, name
