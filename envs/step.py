@@ -3,7 +3,8 @@
 Why one source: every cost, limit and reward rule lives here and nowhere else, as arch writes
 its variance recursions (``recursions_python.py``: Python functions compiled with ``jit``).
 :func:`account_step` advances one account one bar; :func:`batch_step` loops it over the
-accounts of a batch (the vector env, the evaluation and stress runners) and
+accounts of a batch (the vector env, the evaluation and stress runners;
+:func:`batch_step_threaded` splits a large batch between numba's threads) and
 :func:`single_step` runs it for the single environment (one compiled call a step). The same
 functions run as Python with ``NUMBA_DISABLE_JIT=1`` or without numba (:mod:`simulator.common.compiled`);
 tests require the same trajectories both ways and against a numpy oracle.
@@ -708,6 +709,7 @@ def actions_in_bounds(action, skip, lo, hi):
 
 @jit(cache=True, error_model="numpy", inline="always")
 def _check_steps(t_arr, end, skip, n_bars):
+    """Refuse the whole batch, before anything moves, when an account not skipped cannot step."""
     for i in range(t_arr.shape[0]):
         if not skip[i] and (t_arr[i] >= end[i] or t_arr[i] + 1 >= n_bars or t_arr[i] < 0):
             raise ResetNeededError("step() of an account past the end of its episode or the data (or before "
