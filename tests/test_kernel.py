@@ -239,27 +239,38 @@ def _run_batch(data, config, n: int, steps: int, seed: int) -> dict[str, np.ndar
 
 @pytest.mark.parametrize("symbols", [("EURUSD",), ("EURUSD", "USDJPY", "GBPUSD")])
 def test_threaded_batches_equal_one_thread_bit_for_bit(symbols, monkeypatch) -> None:
-    """Large batches are split between numba's threads (:func:`simulator.common.compiled.thread_shares`);
-    accounts are independent, so every output is identical to the one-thread run."""
-    import numba
-
-    from simulator.common import compiled
+    """Large batches are split into blocks stepped on numba's threads (:func:`envs.step.batch_step_threaded`);
+    accounts are independent, so every output of 2, 3 or 7 blocks (of unequal size) is identical to one block."""
+    import envs.core
 
     corr = None if len(symbols) == 1 else np.eye(len(symbols)) * 0.6 + 0.4
     market = generate_market(default_config(symbols, correlation=corr), 900, rng=np.random.default_rng(1)).market
     config = EnvConfig(vol_model="ewma", var_window=200, episode_bars=None, var_mode="cost")
     data = prepare_env_data(market, config)
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba has one thread on this machine")
-    n = compiled.THREADED_MIN_ITEMS + 37  # blocks of unequal size
-    assert compiled.thread_shares(n) == numba.get_num_threads() >= 2
-    threaded = _run_batch(data, config, n, 40, seed=3)
-    monkeypatch.setattr(compiled, "THREADED_MIN_ITEMS", 10**9)
-    assert compiled.thread_shares(n) == 1
+    n = 549
+    monkeypatch.setattr(envs.core, "thread_shares", lambda n_items: 1)
     single = _run_batch(data, config, n, 40, seed=3)
-    assert threaded.keys() == single.keys()
-    for key in threaded:
-        np.testing.assert_array_equal(threaded[key], single[key], err_msg=key)
+    for shares in (2, 3, 7):
+        monkeypatch.setattr(envs.core, "thread_shares", lambda n_items, k=shares: k)
+        threaded = _run_batch(data, config, n, 40, seed=3)
+        assert threaded.keys() == single.keys()
+        for key in threaded:
+            np.testing.assert_array_equal(threaded[key], single[key], err_msg=f"{shares} blocks: {key}")
+
+
+def test_only_large_batches_are_split_between_threads(monkeypatch) -> None:
+    """:func:`simulator.common.compiled.thread_shares`: one block per numba thread from THREADED_MIN_ITEMS
+    accounts on, one block below it or when numba has one thread."""
+    import numba
+
+    from simulator.common import compiled
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 4)
+    assert compiled.thread_shares(compiled.THREADED_MIN_ITEMS - 1) == 1
+    assert compiled.thread_shares(compiled.THREADED_MIN_ITEMS) == 4
+    assert compiled.thread_shares(10_000) == 4
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert compiled.thread_shares(10_000) == 1
 
 
 def _child_batch(data, config, n: int) -> dict[str, np.ndarray]:
