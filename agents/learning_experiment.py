@@ -36,7 +36,7 @@ from envs.config import EnvConfig
 from envs.data import EnvData
 from forecasters.backtests import kupiec_pof
 from simulator.common.errors import ModelFileError
-from simulator.common.run_folder import RunFolder
+from simulator.common.run_folder import RunFolder, atomic_write_bytes
 
 #: The reference rule of item 7a and the residual agent's base rule.
 REFERENCE = "vol_target"
@@ -646,8 +646,6 @@ def choose_ecb_defaults(agents: dict[str, TrainConfig], seeds: Sequence[int], *,
                      f"{_fmt(r['constrained_worst_time_over_limit'], '.2%')} | {r['differs_from_ablation']} of "
                      f"{r['seeds_tested']} |")
     lines += ["", f"Rule: {' '.join(choose_default.__doc__.split())}", "", f"**Chosen: `{chosen}`.**", ""]
-    from simulator.common.run_folder import atomic_write_bytes
-
     atomic_write_bytes(Path(result.path) / "choice.csv", choice.to_csv(index=False).encode("utf-8"))
     atomic_write_bytes(Path(result.path) / "choice.md", "\n".join(lines).encode("utf-8"))
     log("\n".join(lines))

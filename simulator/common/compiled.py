@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 try:
+    import numba as _numba
     from numba import njit as _njit
     from numba import prange
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps the package importable without it
-    _njit = None
+    _numba = _njit = None
     prange = range
 
 NUMBA_AVAILABLE = _njit is not None
@@ -39,18 +40,17 @@ def thread_shares(n_items: int) -> int:
     worker) runs its loops on one thread instead; it is one of several processes anyway.
     """
     global _threads_pid
-    if _njit is None or n_items < THREADED_MIN_ITEMS:
+    if _numba is None or n_items < THREADED_MIN_ITEMS:
         return 1
-    from numba import config, get_num_threads
-
-    if config.DISABLE_JIT or get_num_threads() < 2:
+    threads = _numba.get_num_threads()
+    if _numba.config.DISABLE_JIT or threads < 2:
         return 1
     pid = os.getpid()
     if _threads_pid is None:
         _threads_pid = pid
     elif _threads_pid != pid:
         return 1
-    return min(get_num_threads(), n_items)
+    return min(threads, n_items)
 
 
 def jit(**options: Any) -> Callable[[Callable], Callable]:
