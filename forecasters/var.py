@@ -285,7 +285,7 @@ def _rolling_tails(x: np.ndarray, window: int, p: float) -> tuple[np.ndarray, np
     ``floor((window-1) p) + 1`` smallest (largest) values — all at or beyond the quantile, so the
     ES they give is never below the VaR. The window is kept sorted as it slides
     (:func:`rolling_tails_python`, compiled): O(window) moves of memory per row instead of a
-    partition of the whole window, about 15x faster than ``np.partition`` over a
+    partition of the whole window, about 25x faster than ``np.partition`` over a
     sliding-window view at a 500-bar window.
     """
     n_win = x.shape[0] - window + 1

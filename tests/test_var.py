@@ -222,6 +222,34 @@ def test_historical_matches_naive_loop() -> None:
             assert risk.es_short[t, j] == pytest.approx(np.sort(win)[-k:].mean(), rel=1e-12)
 
 
+@pytest.mark.parametrize("window", [1, 2, 37, 250])
+@pytest.mark.parametrize("p", [0.01, 0.05, 0.5])
+def test_sliding_sorted_window_tails_match_np_quantile_with_ties(window: int, p: float) -> None:
+    """The sorted sliding window (compiled and as plain Python) gives each window's order
+    statistics exactly, numpy's quantile and the tail means to 1e-12, with ties and repeated
+    zeros in the data."""
+    from forecasters.var import _rolling_tails_compiled, rolling_tails_python
+
+    rng = np.random.default_rng(11)
+    x = np.round(rng.standard_t(3, 400), 1)  # many ties
+    x[rng.random(400) < 0.2] = 0.0
+    pos = (window - 1) * p
+    lo = math.floor(pos)
+    hi = min(lo + 1, window - 1)
+    compiled = _rolling_tails_compiled(x, window, lo, hi, pos - lo)
+    plain = rolling_tails_python(x, window, lo, hi, pos - lo)
+    np.testing.assert_allclose(compiled, plain, rtol=1e-12, atol=1e-15)
+    k = lo + 1
+    for start in range(x.size - window + 1):
+        win = np.sort(x[start:start + window])
+        # the order statistics exactly, interpolated as before; numpy's quantile to rounding
+        assert compiled[0, start] == win[lo] + (pos - lo) * (win[hi] - win[lo])
+        assert compiled[0, start] == pytest.approx(np.quantile(win, p), rel=1e-12, abs=1e-15)
+        assert compiled[2, start] == pytest.approx(-np.quantile(-win, p), rel=1e-12, abs=1e-15)  # the mirror
+        assert compiled[1, start] == pytest.approx(win[:k].mean(), rel=1e-12, abs=1e-15)
+        assert compiled[3, start] == pytest.approx(win[-k:].mean(), rel=1e-12, abs=1e-15)
+
+
 def test_normal_matches_naive_loop() -> None:
     rng = np.random.default_rng(4)
     r = rng.normal(2e-4, 1e-3, (300, 1))
