@@ -56,6 +56,8 @@ FALLBACK_LAMBDA = 0.94  # RiskMetrics daily decay, the stated model before the f
 #: and "< 1" would accept or reject it by rounding. With the margin the constrained optimum is
 #: strictly stationary and accepted; forecasts differ from arch's by far less than 0.1%.
 STATIONARITY_MARGIN = 1e-6
+#: SLSQP's exit status "positive directional derivative for linesearch": no descent found.
+_SLSQP_LINE_SEARCH_STALLED = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,13 +247,26 @@ def _fast_fit(y: np.ndarray, config: GarchConfig, start: GarchParams | None) -> 
         jac_asym[pos[ia]] = jac_asym[pos[ig]] = 1.0
         constraints.append({"type": "ineq", "fun": lambda th: th[pos[ia]] + th[pos[ig]],
                             "jac": lambda th: jac_asym})
+    options = {"maxiter": config.max_iterations, "ftol": 1e-7}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = minimize(objective, x0, jac=True, method="SLSQP", bounds=bounds, constraints=constraints,
-                       options={"maxiter": config.max_iterations, "ftol": 1e-7})
+                       options=options)
+        converged = bool(res.success)
+        if res.status == _SLSQP_LINE_SEARCH_STALLED:
+            # Near a boundary (beta -> 1 - alpha) SLSQP can stop because its line search finds no
+            # descent along a stale quasi-Newton direction. Restarted from there with a fresh
+            # one, it either converges or again finds no descent; then the point is a local
+            # optimum to SLSQP's own tolerance (ftol) and the fit is accepted.
+            again = minimize(objective, np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds]), jac=True,
+                             method="SLSQP", bounds=bounds, constraints=constraints, options=options)
+            no_descent = (again.status == _SLSQP_LINE_SEARCH_STALLED
+                          and abs(float(again.fun) - float(res.fun)) <= options["ftol"] * max(1.0, abs(float(res.fun))))
+            if again.success or no_descent:
+                res, converged = (again if float(again.fun) <= float(res.fun) else res), True
     v = unpack(res.x)
     ll = -float(res.fun)
-    if not res.success:
+    if not converged:
         return v, "not_converged", ll
     if not (np.isfinite(v).all() and math.isfinite(ll) and ll > -1e9):
         return v, "non_finite", ll
@@ -294,7 +309,9 @@ def fit_window_detailed(window: np.ndarray, config: GarchConfig,
     """Estimate on one window of (de-seasonalised) returns: ``(params, "")`` or ``(None, reason)``.
 
     Accepted: converged, finite, stationary (see the module docstring). A warm start that does
-    not converge is retried once from the cold-start grid before it counts as rejected.
+    not converge is retried once from the cold-start grid before it counts as rejected. A stalled
+    SLSQP line search counts as converged when a restart from its point finds no descent either
+    (:func:`_fast_fit`).
     """
     sd = float(np.std(window))
     if not np.isfinite(sd) or sd <= 0:
