@@ -217,7 +217,8 @@ def _fast_fit(y: np.ndarray, config: GarchConfig, start: GarchParams | None) -> 
     else:
         base = _cold_start(y, config, bc)
     bounds = [_BOUNDS[_NAMES[i]] for i in free]
-    x0 = np.clip(base[free], [b[0] for b in bounds], [b[1] for b in bounds])
+    lower, upper = [b[0] for b in bounds], [b[1] for b in bounds]
+    x0 = np.clip(base[free], lower, upper)
     full = base.copy()
     ia, ig, ib = _NAMES.index("alpha"), _NAMES.index("gamma"), _NAMES.index("beta")
     pos = {i: k for k, i in enumerate(free)}
@@ -258,8 +259,8 @@ def _fast_fit(y: np.ndarray, config: GarchConfig, start: GarchParams | None) -> 
             # descent along a stale quasi-Newton direction. Restarted from there with a fresh
             # one, it either converges or again finds no descent; then the point is a local
             # optimum to SLSQP's own tolerance (ftol) and the fit is accepted.
-            again = minimize(objective, np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds]), jac=True,
-                             method="SLSQP", bounds=bounds, constraints=constraints, options=options)
+            again = minimize(objective, np.clip(res.x, lower, upper), jac=True, method="SLSQP", bounds=bounds,
+                             constraints=constraints, options=options)
             no_descent = (again.status == _SLSQP_LINE_SEARCH_STALLED
                           and abs(float(again.fun) - float(res.fun)) <= options["ftol"] * max(1.0, abs(float(res.fun))))
             if again.success or no_descent:
