@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from arch import arch_model
-from scipy.optimize import minimize
 from scipy.signal import lfilter
 
 from forecasters import garch_kernels as K
 from forecasters.base import Split, VolatilityForecaster, VolForecast
 from forecasters.seasonality import deseasonalise
+from forecasters.slsqp import minimize_slsqp
 from simulator.data.market import MarketData
 
 VOL_MODELS = ("garch", "gjr", "egarch")
@@ -242,29 +242,27 @@ def _fast_fit(y: np.ndarray, config: GarchConfig, start: GarchParams | None) -> 
         v = unpack(theta)
         return 1.0 - STATIONARITY_MARGIN - v[ia] - 0.5 * v[ig] - v[ib]
 
-    constraints = [{"type": "ineq", "fun": stationarity, "jac": lambda th: jac_stat}]
+    constraints, grads = [stationarity], [jac_stat]
     if ig in pos:
         jac_asym = np.zeros(len(free))
         jac_asym[pos[ia]] = jac_asym[pos[ig]] = 1.0
-        constraints.append({"type": "ineq", "fun": lambda th: th[pos[ia]] + th[pos[ig]],
-                            "jac": lambda th: jac_asym})
+        constraints.append(lambda th: th[pos[ia]] + th[pos[ig]])
+        grads.append(jac_asym)
     options = {"maxiter": config.max_iterations, "ftol": 1e-7}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = minimize(objective, x0, jac=True, method="SLSQP", bounds=bounds, constraints=constraints,
-                       options=options)
-        converged = bool(res.success)
+        res = minimize_slsqp(objective, x0, bounds, constraints, grads, **options)
+        converged = res.success
         if res.status == _SLSQP_LINE_SEARCH_STALLED:
             # Near a boundary (beta -> 1 - alpha) SLSQP can stop because its line search finds no
             # descent along a stale quasi-Newton direction. Restarted from there with a fresh
             # one, it either converges or again finds no descent; then the point is a local
             # optimum to SLSQP's own tolerance (ftol) and the fit is accepted.
-            again = minimize(objective, np.clip(res.x, lower, upper), jac=True, method="SLSQP", bounds=bounds,
-                             constraints=constraints, options=options)
+            again = minimize_slsqp(objective, np.clip(res.x, lower, upper), bounds, constraints, grads, **options)
             no_descent = (again.status == _SLSQP_LINE_SEARCH_STALLED
-                          and abs(float(again.fun) - float(res.fun)) <= options["ftol"] * max(1.0, abs(float(res.fun))))
+                          and abs(again.fun - res.fun) <= options["ftol"] * max(1.0, abs(res.fun)))
             if again.success or no_descent:
-                res, converged = (again if float(again.fun) <= float(res.fun) else res), True
+                res, converged = (again if again.fun <= res.fun else res), True
     v = unpack(res.x)
     ll = -float(res.fun)
     if not converged:
