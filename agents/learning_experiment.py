@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agents.baselines import BASELINES, baseline_env, make_baseline
+from agents.baselines import BASELINES, VolTarget, baseline_env, make_baseline
 from agents.evaluation.metrics import bars_per_year
 from agents.evaluation.rollout import EvaluationResult, evaluation_config, run_policies, run_policy
 from agents.evaluation.statistics import bootstrap_ci, paired_sharpe_difference, sharpe_ci
 from agents.experiments import per_bar_returns
 from agents.hyperparams import TrainConfig
-from agents.policies import Policy
+from agents.policies import AccountView, Policy
 from envs.config import EnvConfig
 from envs.data import EnvData
 from forecasters.backtests import kupiec_pof
@@ -300,6 +300,155 @@ def planted_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Pa
         _write_tables(folder, table, report_markdown(table, verdicts, settings))
     _log_verdicts(verdicts, folder, log)
     return ExperimentResult(path=folder.path, table=table, verdict=verdicts[-1], passed=passed)
+
+
+# ------------------------------------------------------------- item 7a's ceiling: a regime oracle
+
+#: The oracle's multipliers of vol_target (calm, turbulent): the residual agent's own range [1/4, 4]
+#: bent fully towards the planted edge, and the edge's ideal (all in when calm, flat when turbulent).
+ORACLE_MULTIPLIERS: tuple[tuple[float, float], ...] = ((2.0, 0.25), (4.0, 0.0))
+
+
+class RegimeScaledVolTarget(VolTarget):
+    """vol_target × a multiplier per bar: the diagnostic *oracle* of item 7a.
+
+    Why: item 7a asks PPO to size by the hidden regime. A rule that is told the regime of the
+    decision bar (``multiplier[t]``, from the generator's hidden state; nothing after bar t) shows
+    what sizing by the regime can earn at all on the same bars, costs and band, so a PPO result
+    can be read against that ceiling. Not a baseline: no agent or rule can observe the regime.
+    """
+
+    prepared = {**VolTarget.prepared, "multiplier": "time"}
+
+    def __init__(self, by_timestamp: pd.Series, config: Any = None) -> None:
+        super().__init__(config)
+        self._by_timestamp = by_timestamp
+
+    def _prepare(self, view: AccountView) -> None:
+        super()._prepare(view)
+        at = pd.Index(_ns(self._by_timestamp.index)).get_indexer(_ns(view.data.index))
+        if (at < 0).any():
+            raise ValueError("the oracle's multipliers do not cover the env data's bars")
+        self.multiplier = self._by_timestamp.to_numpy(dtype=np.float64)[at]
+
+    def target_fraction(self, view: AccountView) -> np.ndarray:
+        self._sync(view)
+        f = super().target_fraction(view)
+        return np.clip(f * self.multiplier[view.state.t][:, None], -1.0, 1.0)
+
+
+def _ns(index: Any) -> np.ndarray:
+    """UTC nanoseconds of a DatetimeIndex or of an env data's int64 clock."""
+    return index.asi8 if isinstance(index, pd.DatetimeIndex) else np.asarray(index, dtype=np.int64)
+
+
+def regime_oracle_experiment(base: TrainConfig, seeds: Sequence[int], *, out: str | Path,
+                             multipliers: Sequence[tuple[float, float]] = ORACLE_MULTIPLIERS,
+                             n_bars: int | None = None, argv: list[str] | None = None,
+                             log: Callable[[str], None] = print) -> ExperimentResult:
+    """Item 7a's ceiling on the VALIDATION span only (the test span is never run; no training).
+
+    Per seed (the market of :func:`planted_experiment`, ``n_bars`` to draw it longer) and per
+    (calm, turbulent) multiplier pair: vol_target, the oracle (:class:`RegimeScaledVolTarget`) and
+    the oracle's own constant ablation (vol_target × the oracle's mean multiplier over the span),
+    all in vol_target's exposure env; the paired Sharpe differences oracle − ablation and
+    oracle − vol_target. The verdict counts the seeds on which the oracle meets item 7a's two
+    targets; where it does not, sizing by the regime (what item 7a asks PPO to learn) has nothing
+    to earn on those bars, however well it is learned.
+    """
+    from agents.training import split_data
+    from simulator.synthetic.planted_edge import planted_edge_market
+    from simulator.data.sources import cut_to_dates
+
+    if base.data.source != "planted_edge":
+        raise ValueError(f"the regime oracle needs data.source planted_edge, got {base.data.source!r}")
+    if not seeds:
+        raise ValueError("give at least one seed")
+    rows: list[dict[str, Any]] = []
+    with RunFolder(out, "experiment-oracle", config={"training": base.to_dict(), "seeds": list(seeds),
+                                                     "multipliers": [list(m) for m in multipliers],
+                                                     "n_bars": n_bars, "test": False},
+                   argv=sys.argv if argv is None else argv) as folder:
+        for seed in seeds:
+            data_cfg = replace(base.data, data_seed=seed, n_bars=n_bars or base.data.n_bars)
+            planted = planted_edge_market(data_cfg.n_bars, rng=np.random.default_rng(data_cfg.data_seed),
+                                          config=data_cfg.planted_edge_config())
+            market = cut_to_dates(planted.market, data_cfg.start, data_cfg.end)
+            data = split_data(market, base.env, data_cfg)
+            validation = data.span("validation")
+            env = baseline_env(base.env)
+            per_year = bars_per_year(data.full.index)
+            turbulent = pd.Series(np.asarray(planted.regime) == 1, index=planted.market.index)
+            # the decision bars of the span (the ablation's constant is the oracle's mean multiplier there)
+            at = pd.Index(_ns(turbulent.index)).get_indexer(_ns(validation.index))
+            if (at < 0).any():
+                raise ValueError("the env data's bars are not the planted market's")
+            on_span = turbulent.to_numpy()[at][validation.first_step:validation.last_step + 1]
+            for k_calm, k_turb in multipliers:
+                label = f"calm x{k_calm:g} / turbulent x{k_turb:g}"
+                scale = turbulent.map({False: float(k_calm), True: float(k_turb)})
+                mean_multiplier = float(np.where(on_span, k_turb, k_calm).mean())
+                policies = {REFERENCE: (make_baseline(REFERENCE), env),
+                            "oracle": (RegimeScaledVolTarget(scale), env),
+                            "oracle_ablation": (RegimeScaledVolTarget(pd.Series(mean_multiplier, index=scale.index)),
+                                                env)}
+                rng = np.random.default_rng([seed, int(1000 * k_calm), int(1000 * k_turb)])
+                span_rows, returns = evaluate_span(policies, validation, per_year, rng)
+                for a, b in (("oracle", "oracle_ablation"), ("oracle", REFERENCE)):
+                    d = paired_sharpe_difference(returns[a], returns[b], per_year, rng=rng)
+                    span_rows.append({"policy": f"{a} - {b}", "sharpe": d["diff"], "sharpe_low": d["low"],
+                                      "sharpe_high": d["high"], "p_value": d["p_value"]})
+                for r in span_rows:
+                    rows.append({"seed": seed, "span": "validation", "multipliers": label,
+                                 "turbulent_share": float(on_span.mean()), "mean_multiplier": mean_multiplier, **r})
+                by = {r["policy"]: r for r in span_rows}
+                log(f"seed {seed}, {label}: Sharpe {REFERENCE} {by[REFERENCE]['sharpe']:+.2f}, oracle "
+                    f"{by['oracle']['sharpe']:+.2f}, its ablation {by['oracle_ablation']['sharpe']:+.2f}; oracle - "
+                    f"ablation {by['oracle - oracle_ablation']['sharpe']:+.2f} "
+                    f"(p {by['oracle - oracle_ablation']['p_value']:.3f})")
+        table = pd.DataFrame(rows)
+        verdicts = [oracle_verdict(table[table.multipliers == label], label)
+                    for label in table.multipliers.unique()]
+        settings = (f"Settings: seeds {list(seeds)}, {n_bars or base.data.n_bars:,} bars a market, validation span "
+                    f"only; market {dict(base.data.planted_edge or {})}; env {base.env.action_mode} agent's "
+                    f"exposure twin, rebalance_band {base.env.rebalance_band:g}.")
+        _write_tables(folder, table, oracle_report_markdown(table, verdicts, settings))
+    _log_verdicts(verdicts, folder, log)
+    return ExperimentResult(path=folder.path, table=table, verdict=verdicts[-1], passed=True)
+
+
+def oracle_report_markdown(table: pd.DataFrame, verdicts: Sequence[str], settings: str) -> str:
+    """report.md of :func:`regime_oracle_experiment`: the verdicts, then every row by seed and multipliers."""
+    lines = ["# Item 7a's ceiling: vol_target sized by the hidden regime (an oracle)", "",
+             *[f"- {v}" for v in verdicts], "", settings, "",
+             "Validation span only (the test span is never run; nothing is trained). `oracle_ablation`: "
+             "vol_target x the oracle's mean multiplier over the span's decision bars. Sharpe annualised with a "
+             "stationary-bootstrap 95% CI; `A - B` rows are paired Sharpe differences on the same bars with a "
+             "two-sided bootstrap p.", "",
+             "| seed | multipliers | policy | Sharpe | 95% CI | return | max DD | turnover (x eq.) | costs "
+             "| p (paired) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        lines.append(f"| {r['seed']} | {r['multipliers']} | {r['policy']} | {r['sharpe']:.2f} | "
+                     f"[{_fmt(r['sharpe_low'], '.2f')}, {_fmt(r['sharpe_high'], '.2f')}] | "
+                     f"{_fmt(r.get('total_return'), '+.1%')} | {_fmt(r.get('max_drawdown'), '.1%')} | "
+                     f"{_fmt(r.get('turnover_x_equity'), ',.0f')} | {_fmt(r.get('costs_of_equity'), '.1%')} | "
+                     f"{_fmt(r.get('p_value'), '.3f')} |")
+    return "\n".join([*lines, ""])
+
+
+def oracle_verdict(table: pd.DataFrame, label: str) -> str:
+    """How many seeds the oracle meets item 7a's targets on: >= vol_target, and beats its ablation (p < 0.05)."""
+    seeds = sorted(table.seed.unique())
+
+    def value(seed: int, policy: str, column: str = "sharpe") -> float:
+        return float(table[(table.seed == seed) & (table.policy == policy)][column].iloc[0])
+
+    ge = sum(value(s, "oracle") >= value(s, REFERENCE) for s in seeds)
+    beats = sum(value(s, "oracle - oracle_ablation") > 0
+                and value(s, "oracle - oracle_ablation", "p_value") < ALPHA for s in seeds)
+    return (f"validation, oracle {label}: >= {REFERENCE} Sharpe on {ge} of {len(seeds)} seeds; beats its own "
+            f"constant ablation (paired, p < {ALPHA:g}) on {beats} of {len(seeds)}.")
 
 
 # --------------------------------------------------------------------------- item 7b: real history (ECB)

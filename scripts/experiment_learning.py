@@ -20,6 +20,12 @@ at the end. Writes runs/experiment-learning-ecb-<UTC time>/ results.csv and repo
 when constrained PPO meets the targets on every market (no stop-out, time over the limit within 1%
 of bars, Kupiec not rejected at 5% on test; differs from its ablation, p < 0.05, on >= 4 of 5 seeds).
 
+``--part oracle`` (item 7a's ceiling, validation only, no training): per seed, vol_target sized by
+the planted market's hidden regime (x2 calm / x0.25 turbulent, and x4 / x0), against its own
+constant ablation and vol_target, paired on the same bars (agents.learning_experiment.
+regime_oracle_experiment); ``--oracle-bars`` draws the markets longer. Writes
+runs/experiment-oracle-<UTC time>/. The test span is never run.
+
 ``--part choose`` (item 4, the agents' default): every candidate of
 agents.learning_experiment.DEFAULT_CANDIDATES (the reward: log return, mean-variance, differential
 Sharpe; residual actions) through item 7b's protocol on train and validation only; the rule
@@ -31,6 +37,7 @@ Example:
     python scripts/experiment_learning.py --part planted --seeds 0 1 --no-test   # tuning: validation only
     python scripts/experiment_learning.py --part ecb --timesteps 32768      # item 7b: 5 markets x 2 agents x 5 seeds
     python scripts/experiment_learning.py --part choose --timesteps 32768 --seeds 0 1 2   # the default, on validation
+    python scripts/experiment_learning.py --part oracle                     # what sizing by the regime can earn
 """
 
 from __future__ import annotations
@@ -42,7 +49,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.learning_experiment import ECB_MARKETS, choose_ecb_defaults, ecb_experiment, planted_experiment  # noqa: E402
+from agents.learning_experiment import (  # noqa: E402
+    ECB_MARKETS,
+    choose_ecb_defaults,
+    ecb_experiment,
+    planted_experiment,
+    regime_oracle_experiment,
+)
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from simulator.common.cli import ArgumentParser, guard, prepare_out, seed_int  # noqa: E402
 
@@ -54,11 +67,12 @@ ECB_CONFIGS = {"shield": HYPERPARAMS_DIR / "ppo_ecb.yaml", "constrained": HYPERP
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("planted", "ecb", "choose"), default="planted",
-                        help="which proof: planted (item 7a) or ecb (item 7b, real history)")
+    parser.add_argument("--part", choices=("planted", "ecb", "choose", "oracle"), default="planted",
+                        help="which proof: planted (item 7a), ecb (item 7b, real history), choose (the default), "
+                             "oracle (item 7a's ceiling)")
     parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--timesteps", type=int, help="override total_timesteps per seed")
-    parser.add_argument("--config", type=Path, help=f"planted: the training YAML (default {CONFIG.name})")
+    parser.add_argument("--config", type=Path, help=f"planted, oracle: the training YAML (default {CONFIG.name})")
     parser.add_argument("--shield-config", type=Path, default=ECB_CONFIGS["shield"], help="ecb: shield PPO's YAML")
     parser.add_argument("--constrained-config", type=Path, default=ECB_CONFIGS["constrained"],
                         help="ecb: constrained PPO's YAML")
@@ -66,10 +80,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="ecb: which markets (default all five)")
     parser.add_argument("--no-test", action="store_true",
                         help="validation only: the test span is never run (for choosing settings)")
+    parser.add_argument("--oracle-bars", type=int, help="oracle: bars a market (default the YAML's n_bars)")
     parser.add_argument("--out", type=Path, default=REPO / "runs")
     args = parser.parse_args(argv)
     if args.timesteps is not None and args.timesteps < 1:
         parser.error(f"--timesteps must be >= 1, got {args.timesteps}")
+    if args.oracle_bars is not None and args.oracle_bars < 1000:
+        parser.error(f"--oracle-bars must be >= 1000, got {args.oracle_bars}")
     prepare_out(args.out)
     script_argv = sys.argv if argv is None else ["experiment_learning.py", *argv]
     if args.part == "choose":
@@ -85,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                                 markets={m: ECB_MARKETS[m] for m in args.markets}, argv=script_argv)
         return 0 if result.passed else 1
     base = TrainConfig.from_yaml(args.config or CONFIG)
+    if args.part == "oracle":
+        regime_oracle_experiment(base, args.seeds, out=args.out, n_bars=args.oracle_bars, argv=script_argv)
+        return 0
     need = max(1, round(0.8 * len(args.seeds)))  # the issue's 4 of 5
     result = planted_experiment(base, args.seeds, out=args.out, timesteps=args.timesteps, test=not args.no_test,
                                 need=need, argv=script_argv)

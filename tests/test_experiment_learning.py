@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
-from agents.learning_experiment import ConstantAction, mean_action, planted_experiment
+from agents.baselines import make_baseline
+from agents.learning_experiment import ConstantAction, mean_action, planted_experiment, regime_oracle_experiment
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig
 from agents.training import load_market, split_data
 from tests.conftest import change_future, load_script
@@ -93,3 +95,58 @@ def test_constant_action_plays_one_action_for_every_account() -> None:
     action, state = ConstantAction(np.array([0.25])).predict(np.zeros((3, 7), dtype=np.float32))
     assert state is None
     np.testing.assert_array_equal(action, np.full((3, 1), 0.25, dtype=np.float32))
+
+
+def test_regime_oracle_with_one_multiplier_is_vol_target_and_never_runs_the_test_span(tmp_path: Path) -> None:
+    """x1 in both regimes is vol_target on every bar; the oracle's rows come from the validation span only."""
+    result = regime_oracle_experiment(tiny_config(), [0], out=tmp_path, multipliers=((1.0, 1.0), (2.0, 0.25)),
+                                      argv=[], log=lambda _: None)
+    table = result.table
+    assert set(table.span) == {"validation"}
+    same = table[table.multipliers == "calm x1 / turbulent x1"].set_index("policy")
+    assert same.loc["oracle", "sharpe"] == same.loc["vol_target", "sharpe"] == same.loc["oracle_ablation", "sharpe"]
+    assert same.loc["oracle - vol_target", "sharpe"] == 0
+    bent = table[table.multipliers == "calm x2 / turbulent x0.25"].set_index("policy")
+    assert bent.loc["oracle", "sharpe"] != bent.loc["vol_target", "sharpe"]
+    assert 0.25 < bent.loc["oracle", "mean_multiplier"] < 2.0  # the ablation's constant: a mean of the two
+    assert 0 <= bent.loc["oracle - oracle_ablation", "p_value"] <= 1
+    report = (result.path / "report.md").read_text()
+    assert "beats its own constant ablation" in report and "## test" not in report
+
+
+def test_regime_oracle_sizes_by_the_hidden_regime_of_the_decision_bar() -> None:
+    """Its target is vol_target's times the multiplier of bar t: changing bars after t leaves it alone."""
+    from agents.baselines import baseline_env
+    from agents.learning_experiment import RegimeScaledVolTarget
+    from agents.policies import AccountView
+    from envs.core import BatchState
+
+    cfg = tiny_config()
+    data = split_data(load_market(cfg.data), cfg.env, cfg.data).full
+    env = baseline_env(cfg.env)
+    regime = pd.Series(np.arange(len(data.index)) % 7 == 0, index=data.index)
+    t = np.arange(data.first_step, data.first_step + 40)
+    state = BatchState.empty(t.size, data.n_pairs)
+    state.t[:] = t
+    view = AccountView(data=data, config=env, state=state)
+    oracle = RegimeScaledVolTarget(regime.map({False: 2.0, True: 0.5})).bind(view)
+    base = make_baseline("vol_target").bind(view)
+    expected = np.clip(base.target_fraction(view) * np.where(regime.to_numpy()[t], 0.5, 2.0)[:, None], -1, 1)
+    np.testing.assert_array_equal(oracle.target_fraction(view), expected)
+    later = regime.copy()
+    later.iloc[t[-1] + 1:] = ~later.iloc[t[-1] + 1:]
+    moved = RegimeScaledVolTarget(later.map({False: 2.0, True: 0.5})).bind(view)
+    np.testing.assert_array_equal(moved.target_fraction(view), expected)
+
+
+def test_oracle_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
+    script = load_script("experiment_learning")
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--part", "oracle", "--oracle-bars", "10", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "--oracle-bars" in err[0]
+    code = script.main(["--part", "oracle", "--config", str(HYPERPARAMS_DIR / "ppo_ecb.yaml"), "--out", str(tmp_path)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "planted_edge" in err[0]
+    assert not list(tmp_path.glob("experiment-oracle-*"))
