@@ -20,8 +20,9 @@ What the walk-forward keeps (issue #15, "a faithful walk-forward"):
 * **warm starts**: each fit starts from the previous accepted parameters.
 
 Estimation: GARCH and GJR use the compiled likelihoods of :mod:`forecasters.garch_kernels`
-(``arch``'s definitions, its backcast, SLSQP with ``arch``'s constraints; the tests check the
-optimum against ``arch``'s) — about 1 ms per fit instead of ``arch``'s 4-40 ms. EGARCH is
+(``arch``'s definitions, its backcast, SLSQP with ``arch``'s constraints, driven by
+:mod:`forecasters.slsqp`; the tests check the optimum against ``arch``'s) — about 1.3 ms per
+fit instead of ``arch``'s 4-40 ms. EGARCH is
 estimated with ``arch`` itself. Data are scaled to unit sample sd per window (parameters
 are on that scale; ``GarchParams.scale``).
 """
