@@ -56,22 +56,21 @@ def minimize_slsqp(fun_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]
                    bounds: Sequence[tuple[float, float]], constraints: Sequence[Callable[[np.ndarray], float]],
                    constraint_grads: Sequence[np.ndarray], *, maxiter: int, ftol: float,
                    lean: bool | None = None) -> SlsqpResult:
-    """Minimise ``f`` from ``x0`` within finite ``bounds`` subject to ``c_i(x) >= 0``.
+    """Minimise ``f`` from ``x0`` within ``bounds`` subject to ``c_i(x) >= 0``.
 
     ``fun_and_grad(x)`` returns ``(f, grad)``; each constraint ``c_i`` is a scalar function with
     the constant gradient ``constraint_grads[i]`` (linear constraints, as GARCH's are). Equal
     to ``minimize(fun_and_grad, x0, jac=True, method="SLSQP", bounds=bounds, constraints=
     [{"type": "ineq", "fun": c_i, "jac": lambda x: grad_i}], options={"maxiter": maxiter,
-    "ftol": ftol})``, bit for bit. ``lean=False`` calls that instead (the tests compare the two).
+    "ftol": ftol})``, bit for bit. ``lean=False``, or a bound that is not finite, calls that instead
+    (the tests compare the two).
     """
-    if not (LEAN if lean is None else lean):
+    bnds = np.array(bounds, dtype=float)
+    if not (LEAN if lean is None else lean) or not np.isfinite(bnds).all():  # infinite bounds: scipy's own path
         cons = [{"type": "ineq", "fun": c, "jac": (lambda _x, g=g: g)} for c, g in zip(constraints, constraint_grads)]
         res = minimize(fun_and_grad, x0, jac=True, method="SLSQP", bounds=list(bounds), constraints=cons,
                        options={"maxiter": maxiter, "ftol": ftol})
         return SlsqpResult(x=np.asarray(res.x), fun=float(res.fun), status=int(res.status))
-    bnds = np.array(bounds, dtype=float)
-    if not np.isfinite(bnds).all():
-        raise ValueError("minimize_slsqp takes finite bounds only")
     lower, upper = bnds[:, 0].copy(), bnds[:, 1].copy()
     x = np.clip(np.asarray(x0, dtype=np.float64).reshape(-1), lower, upper)
     n, m = x.size, len(constraints)

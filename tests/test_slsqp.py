@@ -24,13 +24,15 @@ def test_lean_driver_is_used_on_the_scipy_releases_it_was_read_from() -> None:
     assert slsqp.LEAN == (slsqp._slsqp_routine is not None and release in slsqp.VERIFIED_SCIPY)
 
 
-@pytest.mark.parametrize("case", ["constrained", "active_bound", "unconstrained", "iteration_limit"])
+@pytest.mark.parametrize("case", ["constrained", "active_bound", "unconstrained", "iteration_limit", "infinite_bound"])
 def test_lean_driver_equals_minimize_on_a_constrained_rosenbrock(case: str) -> None:
     if not slsqp.LEAN:  # another scipy: minimize_slsqp is minimize itself, nothing to compare
         assert minimize_slsqp(rosenbrock, np.zeros(3), [(-2, 2)] * 3, [], [], maxiter=50, ftol=1e-9).success
         return
     x0 = np.array([-1.2, 1.0, 0.5, -0.3])
     bounds = [(-2.0, 2.0)] * 4 if case != "active_bound" else [(-2.0, 0.8)] * 4
+    if case == "infinite_bound":  # scipy's own path (the lean loop takes finite bounds)
+        bounds = [(-np.inf, 2.0)] + [(-2.0, 2.0)] * 3
     cons = [lambda x: 1.5 - x[0] - x[1], lambda x: x[2] + 0.5 * x[3] + 1.0]
     grads = [np.array([-1.0, -1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0, 0.5])]
     if case == "unconstrained":
