@@ -147,10 +147,11 @@ def kupiec_p(exceptions: float, observations: float, nominal_rate: float) -> flo
     return float(kupiec_pof(int(exceptions), int(observations), nominal_rate).pvalue)
 
 
-def paired_rows(returns: dict[str, np.ndarray], per_year: float, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """The paired Sharpe differences of :data:`PAIRS` (A − B, 95% CI, two-sided p)."""
+def paired_rows(returns: dict[str, np.ndarray], per_year: float, rng: np.random.Generator,
+                pairs: Sequence[tuple[str, str]] = PAIRS) -> list[dict[str, Any]]:
+    """The paired Sharpe differences of ``pairs`` (A − B, 95% CI, two-sided p; default :data:`PAIRS`)."""
     rows = []
-    for a, b in PAIRS:
+    for a, b in pairs:
         if a in returns and b in returns:
             d = paired_sharpe_difference(returns[a], returns[b], per_year, rng=rng)
             rows.append({"policy": f"{a} - {b}", "sharpe": d["diff"], "sharpe_low": d["low"],
@@ -174,8 +175,7 @@ def summary_counts(table: pd.DataFrame, span: str) -> dict[str, int]:
     seeds = sorted(t.seed.unique())
 
     def value(seed: int, policy: str, column: str = "sharpe") -> float:
-        hit = t[(t.seed == seed) & (t.policy == policy)]
-        return float(hit[column].iloc[0]) if len(hit) else math.nan
+        return _seed_value(t, seed, policy, column)
 
     ge_ref = sum(value(s, "ppo") >= value(s, REFERENCE) for s in seeds)
     above = sum(value(s, "ppo - ablation") > 0 for s in seeds)
@@ -183,6 +183,12 @@ def summary_counts(table: pd.DataFrame, span: str) -> dict[str, int]:
                       for s in seeds)
     return {"seeds": len(seeds), "ppo_ge_vol_target": ge_ref, "ppo_above_ablation": above,
             "ppo_beats_ablation": significant}
+
+
+def _seed_value(table: pd.DataFrame, seed: int, policy: str, column: str = "sharpe") -> float:
+    """``column`` of ``policy``'s row for ``seed`` in ``table`` (NaN when there is none)."""
+    hit = table[(table.seed == seed) & (table.policy == policy)]
+    return float(hit[column].iloc[0]) if len(hit) else math.nan
 
 
 def verdict_line(counts: dict[str, int], span: str, need: int) -> tuple[str, bool]:
@@ -356,8 +362,7 @@ def regime_oracle_experiment(base: TrainConfig, seeds: Sequence[int], *, out: st
     targets; where it does not, sizing by the regime (what item 7a asks PPO to learn) has nothing
     to earn on those bars, however well it is learned.
     """
-    from agents.training import split_data
-    from simulator.synthetic.planted_edge import planted_edge_market
+    from agents.training import planted_market, split_data
     from simulator.data.sources import cut_to_dates
 
     if base.data.source != "planted_edge":
@@ -371,8 +376,7 @@ def regime_oracle_experiment(base: TrainConfig, seeds: Sequence[int], *, out: st
                    argv=sys.argv if argv is None else argv) as folder:
         for seed in seeds:
             data_cfg = replace(base.data, data_seed=seed, n_bars=n_bars or base.data.n_bars)
-            planted = planted_edge_market(data_cfg.n_bars, rng=np.random.default_rng(data_cfg.data_seed),
-                                          config=data_cfg.planted_edge_config())
+            planted = planted_market(data_cfg)  # load_market's market, with its hidden regime
             market = cut_to_dates(planted.market, data_cfg.start, data_cfg.end)
             data = split_data(market, base.env, data_cfg)
             validation = data.span("validation")
@@ -394,10 +398,7 @@ def regime_oracle_experiment(base: TrainConfig, seeds: Sequence[int], *, out: st
                                                 env)}
                 rng = np.random.default_rng([seed, int(1000 * k_calm), int(1000 * k_turb)])
                 span_rows, returns = evaluate_span(policies, validation, per_year, rng)
-                for a, b in (("oracle", "oracle_ablation"), ("oracle", REFERENCE)):
-                    d = paired_sharpe_difference(returns[a], returns[b], per_year, rng=rng)
-                    span_rows.append({"policy": f"{a} - {b}", "sharpe": d["diff"], "sharpe_low": d["low"],
-                                      "sharpe_high": d["high"], "p_value": d["p_value"]})
+                span_rows += paired_rows(returns, per_year, rng, (("oracle", "oracle_ablation"), ("oracle", REFERENCE)))
                 for r in span_rows:
                     rows.append({"seed": seed, "span": "validation", "multipliers": label,
                                  "turbulent_share": float(on_span.mean()), "mean_multiplier": mean_multiplier, **r})
@@ -442,7 +443,7 @@ def oracle_verdict(table: pd.DataFrame, label: str) -> str:
     seeds = sorted(table.seed.unique())
 
     def value(seed: int, policy: str, column: str = "sharpe") -> float:
-        return float(table[(table.seed == seed) & (table.policy == policy)][column].iloc[0])
+        return _seed_value(table, seed, policy, column)
 
     ge = sum(value(s, "oracle") >= value(s, REFERENCE) for s in seeds)
     beats = sum(value(s, "oracle - oracle_ablation") > 0

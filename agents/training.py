@@ -81,13 +81,19 @@ def load_market(config: DataConfig, *, account_currency: str = "USD") -> MarketD
             synthetic = SyntheticConfig.from_yaml(path if path.is_absolute() else REPO_ROOT / path)
         market = generate_market(synthetic, config.n_bars, rng=rng).market
     elif config.source == "planted_edge":
-        from simulator.synthetic.planted_edge import planted_edge_market
-
-        market = planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed),
-                                     config=config.planted_edge_config()).market
+        market = planted_market(config).market
     else:
         market = load_csv_market(config)
     return cut_to_dates(market, config.start, config.end)
+
+
+def planted_market(config: DataConfig):
+    """The planted-edge market of ``config`` (``data_seed``, ``n_bars``) with its hidden state, uncut
+    (:class:`~simulator.synthetic.planted_edge.PlantedEdgeMarket`; :func:`load_market` cuts its bars)."""
+    from simulator.synthetic.planted_edge import planted_edge_market
+
+    return planted_edge_market(config.n_bars, rng=np.random.default_rng(config.data_seed),
+                               config=config.planted_edge_config())
 
 
 def load_csv_market(config: DataConfig) -> MarketData:
