@@ -11,6 +11,12 @@ process, each with a fresh, empty forecast cache:
    resumed where the scenario first changes the market (the unstressed run it resumes from is
    computed once, inside the timing), identical stressed markets computed once, cells written
    without pandas' row writer.
+The policies are every rule-based baseline and, as in the main job's stress runs, ``--agents``
+PPO models of the market's training config (default 3, the main job's ECB training seeds), each
+trained for ``--agent-timesteps`` in a run folder of its own before any timing (a real model and
+normaliser, loaded from its run folder as the main job's are; a forward pass costs the same at any
+training length). The reference asks each agent per bar through SB3; the fast path asks each
+agent once per bar for all its accounts (``agents.evaluation.actor``). ``--agents 0``: baselines only.
 Prints cells/s, seconds per (scenario, seed) group and policy bar-steps/s (in CPU time of this
 process, steady on a shared machine; wall time beside it), the CPU time in GARCH walk-forwards,
 the speed-up and its bound (the reference's time over the fast path's GARCH time: the refits the
@@ -34,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.hyperparams import HYPERPARAMS_DIR, TrainConfig  # noqa: E402
 from agents.evaluation.stress import PolicySpec, StressPlan, run_plan  # noqa: E402
+from agents.training import with_overrides  # noqa: E402
 
 MARKETS = {"sample": HYPERPARAMS_DIR / "ppo_default.yaml", "ecb": HYPERPARAMS_DIR / "ppo_ecb.yaml"}
 DEFAULT_SCENARIOS = ("baseline", "spread_x10", "vol_shock", "snb_2015", "covid_2020", "liquidity_gone")
@@ -71,6 +78,20 @@ def timed_run(plan: StressPlan, root: Path, fast: bool) -> tuple[float, float, o
         GarchForecaster._run = walk
 
 
+def trained_agents(training: TrainConfig, count: int, timesteps: int, root: Path) -> list[PolicySpec]:
+    """``count`` PPO models of ``training`` (seeds 0..count-1), ``timesteps`` each, as the main job's agents
+    (their run folders under ``root``, their own forecast cache, outside any timing)."""
+    from agents.evaluation.stress_run import agent_specs
+    from agents.grid import train_seeds
+
+    if count == 0:
+        return []
+    os.environ["FXRISK_CACHE_DIR"] = str(root / "forecast-cache")
+    config = with_overrides(training, total_timesteps=timesteps, eval_every=timesteps, checkpoint_every=timesteps)
+    runs = train_seeds(config, list(range(count)), runs_root=root, progress=False)
+    return [spec for spec, _ in agent_specs("ppo", runs)]
+
+
 def cell_contents(root: Path) -> dict[str, bytes]:
     """Each cell file's content under ``root`` (the records uncompressed: the gzip levels differ)."""
     import gzip
@@ -84,18 +105,25 @@ def main() -> int:
     parser.add_argument("--markets", nargs="+", choices=tuple(MARKETS), default=list(MARKETS))
     parser.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--agents", type=int, choices=range(0, 11), default=3, metavar="N",
+                        help="PPO models beside the baselines (default 3; 0: baselines only)")
+    parser.add_argument("--agent-timesteps", type=int, default=4096, help="training timesteps per agent")
     args = parser.parse_args()
-    policies = tuple(PolicySpec(name=b, kind="baseline", baseline=b) for b in sorted(BASELINES))
+    baselines = tuple(PolicySpec(name=b, kind="baseline", baseline=b) for b in sorted(BASELINES))
     saved = os.environ.get("FXRISK_CACHE_DIR")
-    print(f"bench_stress: {len(policies)} baselines x {len(args.scenarios)} scenarios x {len(args.seeds)} seeds "
-          f"per market, one process (cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
+    print(f"bench_stress: {len(baselines)} baselines and {args.agents} PPO models x {len(args.scenarios)} scenarios "
+          f"x {len(args.seeds)} seeds per market, one process (cpu count {os.cpu_count()}, "
+          f"load {os.getloadavg()[0]:.1f})")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-stress-") as tmp:
             for market in args.markets:
                 training = TrainConfig.from_yaml(MARKETS[market])
+                agents = trained_agents(training, args.agents, args.agent_timesteps, Path(tmp) / f"{market}-agents")
+                policies = baselines + tuple(agents)
                 plan = StressPlan(training=training, policies=policies, scenarios=tuple(args.scenarios),
                                   seeds=tuple(args.seeds))
-                warm = StressPlan(training=training, policies=policies[:2], scenarios=("baseline",), seeds=(0,))
+                warm = StressPlan(training=training, policies=(*baselines[:2], *agents[:1]), scenarios=("baseline",),
+                                  seeds=(0,))
                 timed_run(warm, Path(tmp) / f"{market}-warm", fast=True)
                 timed_run(warm, Path(tmp) / f"{market}-warm2", fast=False)
                 slow_s, slow_wall, slow, slow_garch = timed_run(plan, Path(tmp) / f"{market}-reference", fast=False)
@@ -106,7 +134,8 @@ def main() -> int:
                         and cell_contents(Path(tmp) / f"{market}-reference" / "run")
                         == cell_contents(Path(tmp) / f"{market}-fast" / "run"))
                 print(f"{market} ({training.data.source}, {len(training.data.symbols) or 1} pair(s)): {cells} cells "
-                      f"in {groups} (scenario, seed) groups, {bars:,.0f} policy bar-steps")
+                      f"({len(policies)} policies, {len(agents)} of them agents) in {groups} (scenario, seed) groups, "
+                      f"{bars:,.0f} policy bar-steps")
                 for label, seconds, wall, garch in (("reference", slow_s, slow_wall, slow_garch),
                                                     ("fast", fast_s, fast_wall, fast_garch)):
                     print(f"  {label:9s} {seconds:7.1f} CPU s  {cells / seconds:6.2f} cells/s  "

@@ -48,16 +48,32 @@ class ObservationNormaliser:
 
 
 class TrainedPolicy:
-    """A stable-baselines3 model plus the observation normalisation it was trained with."""
+    """A stable-baselines3 model plus the observation normalisation it was trained with.
+
+    Deterministic actions of an MLP policy come from :class:`~agents.evaluation.actor.MlpActor`
+    (a snapshot of the weights taken here): each row's action is the same whatever batch it is
+    asked in, so the stress grid asks once per bar for all its accounts (``batch_invariant``).
+    Other policies (recurrent ones), and sampled actions, are asked through SB3.
+    """
 
     def __init__(self, model: Any, normaliser: ObservationNormaliser | None = None, name: str = "ppo") -> None:
+        from agents.evaluation.actor import MlpActor
+
         self.model = model
         self.normaliser = normaliser
         self.name = name
+        self.actor = MlpActor.from_model(model)
+
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether a row's deterministic action is independent of the rows asked with it (no state)."""
+        return self.actor is not None
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         obs = self.normaliser(observation) if self.normaliser is not None else observation
+        if deterministic and self.actor is not None:
+            return self.actor(obs), None
         return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
 
 
@@ -74,6 +90,11 @@ class SeedEnsemble:
             raise ValueError("a seed ensemble needs at least one trained policy")
         self.members = members
         self.name = name
+
+    @property
+    def batch_invariant(self) -> bool:
+        """True when every member's is: the median is taken per row."""
+        return all(getattr(m, "batch_invariant", False) for m in self.members)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
@@ -290,10 +311,12 @@ def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvCo
     :meth:`~agents.baselines.RuleBasedPolicy.bind_stacked`, its causal arrays computed per market).
     Per account the arithmetic is :func:`run_policy`'s, so ``out[k][i]`` is what
     ``run_policy(policy, parts[k], config)`` gives alone (a test holds them equal). Other policies
-    (trained agents) are asked per account, each with its own recurrent state: a batched torch
-    forward pass differs from a one-row pass in the last bits of float32 (~1e-7, measured), which
-    would move the results. They must keep per-account memory in the state they return (SB3's
-    contract), as one instance serves its accounts on every market.
+    (trained agents) whose ``batch_invariant`` is true (an MLP policy's deterministic action,
+    :mod:`agents.evaluation.actor`: a row's action does not depend on the rows asked with it) are
+    asked once per bar for all their live accounts; the rest are asked per account, each with its
+    own recurrent state (through torch, a batched forward pass differs from a one-row pass in the
+    last bits of float32, ~1e-7, which would move the results). Those must keep per-account memory
+    in the state they return (SB3's contract), as one instance serves its accounts on every market.
     """
     from agents.baselines import RuleBasedPolicy
     from envs import step as kernel
@@ -321,6 +344,7 @@ def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvCo
     core.reset_accounts(state, np.arange(n), starts)
     state.end[:] = ends
     is_rule = [isinstance(p, RuleBasedPolicy) for p in policies]
+    batched = [not is_rule[i] and getattr(p, "batch_invariant", False) is True for i, p in enumerate(policies)]
     for i, policy in enumerate(policies):
         if is_rule[i]:
             policy.bind_stacked(AccountView(data=stacked, config=config, state=_slice(state, i, n_parts)), parts)
@@ -358,6 +382,13 @@ def run_grid(policies: Sequence[Policy], parts: Sequence[EnvData], config: EnvCo
                     policy.reset(np.arange(n_parts))
                 f = np.asarray(policy.target_fraction(view), dtype=np.float64)
                 fractions[lo:hi] = np.where(np.isfinite(f), f, 0.0)
+                continue
+            if batched[i]:  # one call for all its live accounts: each row's action is the one it gets alone
+                live = lo + np.flatnonzero(active[lo:hi])
+                out, _ = policy.predict(obs[live], state=None, episode_start=np.full(live.size, step == 0),
+                                        deterministic=deterministic)
+                action[live] = np.clip(np.asarray(out, dtype=np.float64).reshape(live.size, stacked.n_pairs),
+                                       -1.0, 1.0)
                 continue
             for a in range(lo, hi):
                 if active[a]:
