@@ -332,12 +332,21 @@ def _run_grid(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]]
         d = entry["data"]
         cores.setdefault((key[0], _key(entry["eval_cfg"]), d.symbols, d.feature_names, d.bar_hours,
                           bars_per_year(d), d.corr is None, d.high is None), []).append(key)
+    agents: dict[str, Policy] = {}  # a trained model is loaded once (it keeps no state across calls)
+
+    def build(name: str, spec: PolicySpec) -> Policy:
+        if spec.kind != "agent":
+            return spec.build()  # a rule binds to its accounts: a fresh one per core
+        if name not in agents:
+            agents[name] = spec.build()
+        return agents[name]
+
     for keys in cores.values():
         specs = {}
         for key in keys:
             specs.update(markets[key]["specs"])
         order = [plan.key(p) for p in plan.policies if plan.key(p) in specs]
-        grid = run_grid([specs[name].build() for name in order], [markets[k]["data"] for k in keys],
+        grid = run_grid([build(name, specs[name]) for name in order], [markets[k]["data"] for k in keys],
                         markets[keys[0]]["eval_cfg"], labels=[specs[name].name for name in order])
         for key, results in zip(keys, grid, strict=True):
             markets[key]["results"] = dict(zip(order, results, strict=True))
