@@ -175,6 +175,13 @@ def long_run_vol_ratio(sigma: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
+def data_config(config: EnvConfig) -> EnvConfig:
+    """``config`` with what :func:`prepare_env_data` does not read (the action mode) set to one value:
+    configs equal here get equal arrays, so an agent's env and its baselines' exposure twin
+    (:func:`agents.baselines.baseline_env`) share one preparation (a test holds them equal)."""
+    return replace(config, action_mode="exposure")
+
+
 def prepare_env_data(market: MarketData, config: EnvConfig, *, cache: ForecastCache | None = None) -> EnvData:
     """Precompute the environment's arrays for ``market`` (forecasts served from ``cache``).
 

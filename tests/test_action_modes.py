@@ -125,3 +125,25 @@ def test_the_mean_variance_reward_subtracts_half_kappa_times_the_forecast_varian
     variance = np.einsum("na,nab,nb->n", w, corr, w)
     np.testing.assert_allclose(r_mv, r_log - 0.5 * 3.0 * variance, rtol=1e-10, atol=1e-15)
     assert (variance > 0).all()
+
+
+def test_the_env_arrays_do_not_depend_on_the_action_mode(data) -> None:
+    # An agent's env and its baselines' exposure twin share one preparation in the stress grid
+    # (envs.data.data_config): that is right only while no action mode changes the arrays.
+    from dataclasses import fields
+
+    from envs.config import ACTION_MODES
+    from envs.data import data_config
+
+    market = generate_market(default_config(data.symbols), 1200, rng=np.random.default_rng(8)).market
+    reference = prepare_env_data(market, CFG)
+    for mode in ACTION_MODES:
+        config = dataclasses.replace(CFG, action_mode=mode, size_unit="var_budget")
+        other = prepare_env_data(market, config)
+        for f in fields(reference):
+            a, b = getattr(reference, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray):
+                assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f.name
+            else:
+                assert a == b, f.name
+        assert data_config(config) == data_config(dataclasses.replace(CFG, size_unit="var_budget"))

@@ -291,7 +291,8 @@ def _run_grid(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]]
 
     1. each group's stressed market per env config (a group whose scenario cannot be applied is one
        skip row); 2. the env arrays once per distinct stressed market (identical ones, e.g. a scenario
-       that draws nothing, are shared), the GARCH walk-forward resumed where the scenario first changes
+       that draws nothing, are shared, and so are an agent's env and its baselines' exposure twin:
+       :func:`envs.data.data_config`), the GARCH walk-forward resumed where the scenario first changes
        the market (:func:`prime_forecast`); 3. per env config, every market that can share a core
        (same settings, pairs, bar length) and every policy of that config as accounts of one
        :func:`~agents.evaluation.rollout.run_grid`; 4. each group's own cells written.
@@ -299,6 +300,7 @@ def _run_grid(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]]
     from agents.evaluation.rollout import evaluation_config, run_grid
     from agents.training import split_data
     from envs.core import bars_per_year
+    from envs.data import data_config
     from scenarios import ScenarioError, apply_scenario
 
     training = plan.training
@@ -320,12 +322,16 @@ def _run_grid(plan: StressPlan, groups: Sequence[tuple[str, int, Sequence[str]]]
             continue
         jobs += mine
     markets: dict[tuple[str, ...], dict[str, Any]] = {}  # distinct stressed market → its arrays and policies
+    prepared: dict[tuple[str, str], Any] = {}  # the arrays, shared by configs that differ in what they do not read
     for scenario, seed, cfg_key, members, stressed in jobs:
         key = (cfg_key, stressed.market.fingerprint(), _key(stressed.env_config))
         if key not in markets:
-            prime_forecast(market, stressed.market, stressed.env_config)
-            data = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
-            markets[key] = {"data": data, "eval_cfg": evaluation_config(stressed.env_config), "specs": {}}
+            data_key = (key[1], _key(data_config(stressed.env_config)))
+            if data_key not in prepared:
+                prime_forecast(market, stressed.market, stressed.env_config)
+                prepared[data_key] = split_data(stressed.market, stressed.env_config, training.data).span(plan.split)
+            markets[key] = {"data": prepared[data_key], "eval_cfg": evaluation_config(stressed.env_config),
+                            "specs": {}}
         markets[key]["specs"].update({plan.key(m): m for m in members})
     cores: dict[tuple[Any, ...], list[tuple[str, ...]]] = {}  # markets that one core can step together
     for key, entry in markets.items():
