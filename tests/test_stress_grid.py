@@ -156,3 +156,5 @@ def test_the_cell_writer_writes_what_pandas_writes() -> None:
     assert csv_text(frame.iloc[:0]) == frame.iloc[:0].to_csv(index=False)
     quoted = frame.assign(timestamp="a,b")  # pandas would quote it: left to pandas
     assert csv_text(quoted) is None and csv_text(frame.astype({"equity": np.float32})) is None
+    assert csv_text(frame[["equity"]]) is None  # one column: pandas writes a NaN row as "" (a blank line else)
+    assert frame[["equity"]].to_csv(index=False).count('\n""\n') == 1

@@ -424,8 +424,8 @@ def csv_text(frame: pd.DataFrame) -> str | None:
     it byte-equal to ``to_csv`` on every kind of value a cell holds).
     """
     names = [str(c) for c in frame.columns]
-    if any(_CSV_SPECIAL.search(n) for n in names):
-        return None
+    if len(names) < 2 or any(_CSV_SPECIAL.search(n) for n in names):
+        return None  # one column: pandas quotes an empty field (its line would be blank)
     columns = []
     for name in frame.columns:
         values = frame[name].to_numpy()
@@ -440,12 +440,22 @@ def csv_text(frame: pd.DataFrame) -> str | None:
             text = list(map(str, values.tolist()))
         elif kind == "b":
             text = np.where(values, "True", "False")
-        elif kind == "O" and all(type(v) is str and not _CSV_SPECIAL.search(v) for v in values):
+        elif kind == "O" and _plain_strings(values):
             text = values
         else:
             return None
         columns.append(text)
     return "\n".join([",".join(names), *map(",".join, zip(*columns, strict=True))]) + "\n"
+
+
+def _plain_strings(values: np.ndarray) -> bool:
+    """Whether every value is a string pandas writes as it is (no comma, quote or line break);
+    checked on their join, in one C call (joining adds no character and refuses a non-string)."""
+    try:
+        joined = "".join(values)
+    except TypeError:
+        return False
+    return not _CSV_SPECIAL.search(joined)
 
 
 def _timestamp_strings(index: np.ndarray) -> np.ndarray | None:
