@@ -19,6 +19,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +175,7 @@ def summary_counts(table: pd.DataFrame, span: str) -> dict[str, int]:
     t = table[table.span == span]
     seeds = sorted(t.seed.unique())
 
-    def value(seed: int, policy: str, column: str = "sharpe") -> float:
-        return _seed_value(t, seed, policy, column)
-
+    value = partial(_seed_value, t)
     ge_ref = sum(value(s, "ppo") >= value(s, REFERENCE) for s in seeds)
     above = sum(value(s, "ppo - ablation") > 0 for s in seeds)
     significant = sum(value(s, "ppo - ablation") > 0 and value(s, "ppo - ablation", "p_value") < ALPHA
@@ -442,9 +441,7 @@ def oracle_verdict(table: pd.DataFrame, label: str) -> str:
     """How many seeds the oracle meets item 7a's targets on: >= vol_target, and beats its ablation (p < 0.05)."""
     seeds = sorted(table.seed.unique())
 
-    def value(seed: int, policy: str, column: str = "sharpe") -> float:
-        return _seed_value(table, seed, policy, column)
-
+    value = partial(_seed_value, table)
     ge = sum(value(s, "oracle") >= value(s, REFERENCE) for s in seeds)
     beats = sum(value(s, "oracle - oracle_ablation") > 0
                 and value(s, "oracle - oracle_ablation", "p_value") < ALPHA for s in seeds)

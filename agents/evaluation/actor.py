@@ -72,14 +72,12 @@ class MlpActor:
     @classmethod
     def from_model(cls, model: Any) -> MlpActor | None:
         """The actor of an SB3 model whose policy is a plain ``ActorCriticPolicy``; else ``None``."""
-        try:
-            from gymnasium import spaces
-            from stable_baselines3.common.distributions import DiagGaussianDistribution
-            from stable_baselines3.common.policies import ActorCriticPolicy
-            from stable_baselines3.common.torch_layers import FlattenExtractor
-            from torch import nn
-        except ImportError:  # pragma: no cover - SB3 and torch are dependencies
-            return None
+        from gymnasium import spaces
+        from stable_baselines3.common.distributions import DiagGaussianDistribution
+        from stable_baselines3.common.policies import ActorCriticPolicy
+        from stable_baselines3.common.torch_layers import FlattenExtractor
+        from torch import nn
+
         policy = getattr(model, "policy", None)
         if type(policy) is not ActorCriticPolicy:  # exactly: a recurrent subclass keeps state
             return None
